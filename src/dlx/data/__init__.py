@@ -1,0 +1,21 @@
+"""The data catalogue: one module per source, each registering its options in ``DATASETS``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dlx.registry import Registry
+
+if TYPE_CHECKING:
+    import torch
+
+    from dlx.data.base import DataModule
+
+DATASETS: Registry = Registry("data")
+
+
+def build_data(node, device: torch.device) -> DataModule:
+    """Load the dataset that config node ``cfg.data`` describes, batches on ``device``."""
+    from dlx.data import digits  # noqa: F401  (each import registers its datasets)
+
+    return DATASETS.build(node, device)

@@ -1,0 +1,167 @@
+"""Registries: each config group maps option names to a schema and a builder.
+
+A module adds its options with a decorator, e.g.::
+
+    @MODELS.register("lenet", LeNetConfig)
+    def lenet(cfg: LeNetConfig, info: DataInfo) -> nn.Module: ...
+
+and the loop asks ``MODELS.build(cfg.model, info)``: the config node is checked against the
+schema (unknown keys, types, ranges: a ``UsageError`` naming the key), turned into the schema's
+dataclass, and handed to the builder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+from dlx.errors import UsageError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+# --- range metadata for schema fields -------------------------------------------------------
+def check(
+    *,
+    ge: float | None = None,
+    gt: float | None = None,
+    le: float | None = None,
+    lt: float | None = None,
+    choices: Iterable[Any] | None = None,
+) -> dict[str, Any]:
+    """Field metadata for a range or a set of allowed values: ``field(metadata=check(gt=0))``."""
+    meta: dict[str, Any] = {}
+    for k, v in (("ge", ge), ("gt", gt), ("le", le), ("lt", lt)):
+        if v is not None:
+            meta[k] = v
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    return meta
+
+
+def _range_text(meta: Mapping[str, Any]) -> str:
+    lo = f"[{meta['ge']}" if "ge" in meta else f"({meta['gt']}" if "gt" in meta else "(-inf"
+    hi = f"{meta['le']}]" if "le" in meta else f"{meta['lt']})" if "lt" in meta else "inf)"
+    return f"a number in {lo}, {hi}"
+
+
+def check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
+    """Raise ``UsageError`` if ``value`` breaks the field's metadata."""
+    if value is None:
+        return
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        allowed = ", ".join(str(c) for c in choices)
+        raise UsageError(f"{key}={value!s}: not allowed; choose one of: {allowed}")
+    if not any(k in meta for k in ("ge", "gt", "le", "lt")):
+        return
+    values = value if isinstance(value, list | tuple) else [value]
+    for v in values:
+        ok = (
+            ("ge" not in meta or v >= meta["ge"])
+            and ("gt" not in meta or v > meta["gt"])
+            and ("le" not in meta or v <= meta["le"])
+            and ("lt" not in meta or v < meta["lt"])
+        )
+        if not ok:
+            raise UsageError(f"{key}={value}: out of range; allowed: {_range_text(meta)}")
+
+
+# --- turning a config node into a schema instance --------------------------------------------
+_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+
+
+def _type_text(tp: Any) -> str:
+    args = getattr(tp, "__args__", ())
+    base = [a for a in args if a is not type(None)] if args else [tp]
+    names = [_TYPE_NAMES.get(a, getattr(a, "__name__", str(a))) for a in base]
+    text = " or ".join(names)
+    return text + (" or null" if type(None) in args else "")
+
+
+def to_schema(node: Any, schema: type, prefix: str) -> Any:
+    """Check ``node`` (a DictConfig or mapping) against dataclass ``schema``; return an instance.
+
+    Errors name the full dotted key (``prefix.key``) and what is allowed.
+    """
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    data = dict(data or {})
+    for key in data:
+        if key not in fields:
+            raise UsageError(
+                f"{prefix}.{key}: unknown key; allowed keys: {', '.join(sorted(fields))}"
+            )
+    try:
+        typed = OmegaConf.merge(OmegaConf.structured(schema), data)
+        obj = OmegaConf.to_object(typed)
+    except OmegaConfBaseException as e:
+        name = str(getattr(e, "full_key", "") or "").split(".")[0]
+        f = fields.get(name)
+        want = _type_text(f.type if not isinstance(f.type, str) else _resolve(schema, name))
+        got = data.get(name, "?") if f else "?"
+        raise UsageError(f"{prefix}.{name}={got}: wrong type; expected {want}") from None
+    for name, f in fields.items():
+        check_value(f"{prefix}.{name}", getattr(obj, name), f.metadata)
+    post = getattr(obj, "validate", None)
+    if callable(post):
+        post(prefix)
+    return obj
+
+
+def _resolve(schema: type, name: str) -> Any:
+    import typing
+
+    return typing.get_type_hints(schema).get(name, str)
+
+
+@dataclasses.dataclass
+class Entry:
+    name: str
+    schema: type
+    builder: Callable[..., Any]
+
+
+class Registry(Generic[F]):
+    """Option name -> (schema, builder) for one config group."""
+
+    def __init__(self, group: str) -> None:
+        self.group = group
+        self._entries: dict[str, Entry] = {}
+
+    def register(self, name: str, schema: type) -> Callable[[F], F]:
+        def deco(fn: F) -> F:
+            if name in self._entries:
+                raise ValueError(f"{self.group}={name} registered twice")
+            self._entries[name] = Entry(name, schema, fn)
+            return fn
+
+        return deco
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UsageError(
+                f"{self.group}={name}: unknown option; choose one of: {', '.join(self.names())}"
+            ) from None
+
+    def parse(self, node: Any, name: str | None = None, prefix: str | None = None) -> Any:
+        """The schema instance for ``node``; its option is ``name`` or ``node.name``."""
+        name = name if name is not None else node["name"]
+        return to_schema(node, self.get(name).schema, prefix or self.group)
+
+    def build(self, node: Any, *args: Any, **kwargs: Any) -> Any:
+        """Parse ``node`` (option from its ``name`` key) and call the builder with it."""
+        cfg = self.parse(node)
+        return self.get(cfg.name).builder(cfg, *args, **kwargs)
