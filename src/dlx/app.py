@@ -1,0 +1,31 @@
+"""The Hydra application behind ``dlx train``: one call of the task per run or sweep trial."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+# A short random tag in run dir names, so two runs started in the same second never collide.
+if not OmegaConf.has_resolver("dlx_uid"):
+    OmegaConf.register_new_resolver("dlx_uid", lambda: secrets.token_hex(2), use_cache=True)
+
+#: The summary of the last run of this process, read by the CLI to choose the exit code.
+LAST: dict[str, Any] = {}
+
+
+@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+def train(cfg: DictConfig) -> float | None:
+    """Hydra task: train once in Hydra's output dir; return the objective for sweepers."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from dlx.train import run
+
+    hc = HydraConfig.get()
+    summary = run(cfg, Path(hc.runtime.output_dir))
+    LAST.clear()
+    LAST.update(summary)
+    return summary["metrics"].get("val/acc")

@@ -1,0 +1,83 @@
+"""Checkpoints: written atomically, read back as tensors and plain data only.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts. It is loaded with
+``torch.load(weights_only=True)``, so a file carrying a pickled object is refused and its
+payload never runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from dlx.errors import RunFailed
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write: Any) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, fsync it, then rename it over.
+
+    A crash or a full disk mid-write leaves the previous ``path`` intact.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    _fsync_dir(path.parent)
+
+
+def save(path: Path, state: dict[str, Any]) -> None:
+    """Write a checkpoint atomically."""
+    import torch
+
+    atomic_write(path, lambda f: torch.save(state, f))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write a JSON file atomically (summary.json, sweep.json)."""
+    text = json.dumps(data, indent=2, default=str) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read a checkpoint with ``weights_only=True``; any problem is one line naming the file."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise RunFailed(f"checkpoint {path}: no such file")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunFailed(
+            f"checkpoint {path}: refused, it holds more than tensors and plain data ({first})"
+        ) from None
+    except (RuntimeError, EOFError, ValueError, OSError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise RunFailed(f"checkpoint {path}: unreadable or truncated ({first})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise RunFailed(f"checkpoint {path}: not a dlx checkpoint (no 'model' entry)")
+    return state

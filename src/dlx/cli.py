@@ -1,0 +1,176 @@
+"""``dlx``: the command line. Each command imports what it needs only when it runs, so
+``dlx --help`` answers at once (no torch, no tensorboard)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dlx.errors import RunFailed, UsageError
+
+HELP = """\
+usage: dlx COMMAND [ARGS]
+
+Config-driven deep-learning experiments: PyTorch models, Hydra configs, TensorBoard logs.
+
+commands:
+  train [OVERRIDES]        one run; Hydra overrides, e.g. model=resnet optim=adam optim.lr=3e-4
+  train -m [OVERRIDES]     a sweep: grid (optim=sgd,adam), random or TPE (sweep=random|tpe)
+  resume RUN_DIR           continue an interrupted or killed run in place, with its saved config
+  eval RUN_DIR [OVERRIDES] evaluate the run's best checkpoint on the test split
+  runs [DIR]               a table of the runs and sweeps under DIR (default outputs/)
+  summary [OVERRIDES]      the model's layers, output shapes, parameters and MACs
+  tb [DIR]                 TensorBoard on DIR (default outputs/), bound to 127.0.0.1
+
+`dlx train --help` lists the config groups, their options and the whole config.
+"""
+
+#: exit codes by final run status (SPEC)
+EXIT = {"completed": 0, "stopped_early": 0, "failed": 1, "diverged": 1, "interrupted": 130}
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def exit_code(summary: dict) -> int:
+    if summary.get("status") == "interrupted":
+        return SIGNAL_EXIT.get(summary.get("signal", "SIGINT"), 130)
+    return EXIT.get(summary.get("status", "failed"), 1)
+
+
+def _print_error(command: str, message: str) -> None:
+    print(f"dlx {command}: error: {message}", file=sys.stderr, flush=True)
+
+
+def _summary_error(summary: dict) -> None:
+    if summary.get("error") and summary.get("status") in ("failed", "diverged"):
+        print(f"{summary['status']}: {summary['error']}", file=sys.stderr, flush=True)
+
+
+# --- commands ---------------------------------------------------------------------------------
+def cmd_train(args: list[str]) -> int:
+    from dlx.hydra_errors import hydra_error_line
+
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
+    from dlx import app
+
+    sys.argv = ["dlx", *args]
+    try:
+        app.train()
+    except (UsageError, RunFailed):
+        raise
+    except Exception as e:
+        line = hydra_error_line(e, args)
+        if line is None:
+            raise
+        raise UsageError(line) from None
+    multirun = any(a in ("-m", "--multirun") for a in args)
+    if multirun or not app.LAST:
+        return 0
+    _summary_error(app.LAST)
+    return exit_code(app.LAST)
+
+
+def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
+    if not args or args[0].startswith("-"):
+        raise UsageError(f"usage: dlx {command} RUN_DIR" + (" [OVERRIDES]" if command == "eval" else ""))
+    run_dir = Path(args[0])
+    if not (run_dir / ".hydra" / "config.yaml").is_file():
+        raise UsageError(f"RUN_DIR={run_dir}: not a dlx run dir (no .hydra/config.yaml)")
+    return run_dir, args[1:]
+
+
+def cmd_resume(args: list[str]) -> int:
+    from dlx.runs import load_run_config
+    from dlx.train import run
+
+    run_dir, rest = _run_dir_arg("resume", args)
+    if rest:
+        raise UsageError("dlx resume takes only RUN_DIR: a resumed run keeps its saved config")
+    summary = run(load_run_config(run_dir), run_dir, resume=True)
+    _summary_error(summary)
+    return exit_code(summary)
+
+
+def cmd_eval(args: list[str]) -> int:
+    from dlx.runs import evaluate_run, load_run_config
+
+    run_dir, overrides = _run_dir_arg("eval", args)
+    evaluate_run(load_run_config(run_dir, overrides), run_dir)
+    return 0
+
+
+def cmd_runs(args: list[str]) -> int:
+    from dlx.runs import print_runs
+
+    sort = None
+    rest = []
+    it = iter(args)
+    for a in it:
+        if a in ("--sort", "-s"):
+            sort = next(it, None)
+        elif a.startswith("--sort="):
+            sort = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+    root = Path(rest[0]) if rest else Path("outputs")
+    print_runs(root, sort=sort)
+    return 0
+
+
+def cmd_summary(args: list[str]) -> int:
+    from dlx.runs import compose, print_model_summary
+
+    print_model_summary(compose(args))
+    return 0
+
+
+def cmd_tb(args: list[str]) -> int:
+    root = Path(args[0]) if args and not args[0].startswith("-") else Path("outputs")
+    extra = args[1:] if args and not args[0].startswith("-") else args
+    if not any(a.startswith("--host") or a == "--bind_all" for a in extra):
+        extra = ["--host", "127.0.0.1", *extra]
+    root.mkdir(parents=True, exist_ok=True)
+    os.execv(
+        sys.executable,
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(root), *extra],
+    )
+    return 0  # not reached
+
+
+COMMANDS: dict[str, Callable[[list[str]], int]] = {
+    "train": cmd_train,
+    "resume": cmd_resume,
+    "eval": cmd_eval,
+    "runs": cmd_runs,
+    "summary": cmd_summary,
+    "tb": cmd_tb,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(HELP, end="")
+        sys.exit(0)
+    if argv[0] in ("-V", "--version"):
+        from dlx import __version__
+
+        print(f"dlx {__version__}")
+        sys.exit(0)
+    command, args = argv[0], argv[1:]
+    if command not in COMMANDS:
+        _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
+        sys.exit(2)
+    try:
+        code = COMMANDS[command](args)
+    except UsageError as e:
+        _print_error(command, str(e))
+        code = 2
+    except RunFailed as e:
+        _print_error(command, str(e))
+        code = 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        code = 130
+    sys.exit(code)

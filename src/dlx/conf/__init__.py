@@ -1,0 +1,1 @@
+"""dlx config tree (Hydra searches it as the package dlx.conf)."""

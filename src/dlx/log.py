@@ -1,0 +1,179 @@
+"""What a run shows: TensorBoard event files in the run dir, and the terminal.
+
+Scalars use SPEC's tags (``train/loss``, ``val/acc``, ``opt/lr`` …). Hyperparameters go to
+the HParams dashboard as a session written into the run's own event file, so TensorBoard
+infers the columns from every run it sees (trials with different keys sit side by side).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested config as dotted keys with scalar values (lists become strings)."""
+    out: dict[str, Any] = {}
+    for k, v in cfg.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(flatten(v, key + "."))
+        elif isinstance(v, bool | int | float | str):
+            out[key] = v
+        else:
+            out[key] = str(v)
+    return out
+
+
+HPARAMS_STATUS = {
+    "completed": "STATUS_SUCCESS",
+    "stopped_early": "STATUS_SUCCESS",
+    "interrupted": "STATUS_ABORTED",
+}
+
+
+class TensorBoard:
+    """A SummaryWriter on the run dir; ``purge_step`` drops events past a resume point."""
+
+    def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=purge_step)
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        for tag, v in values.items():
+            self.writer.add_scalar(tag, v, step)
+
+    def text(self, tag: str, text: str) -> None:
+        self.writer.add_text(tag, text)
+
+    def hparams_start(self, hparams: Mapping[str, Any]) -> None:
+        """Open the HParams session with the run's hyperparameters (no experiment summary:
+        TensorBoard then infers the columns from all sessions, so runs may differ in keys)."""
+        from torch.utils.tensorboard.summary import hparams as hparams_pb
+
+        _, session_start, _ = hparams_pb(dict(hparams), {})
+        self.writer._get_file_writer().add_summary(session_start)
+
+    def hparams_end(self, status: str) -> None:
+        """Close the HParams session: success, failure (failed, diverged) or aborted."""
+        from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+        from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+        code = HPARAMS_STATUS.get(status, "STATUS_FAILURE")
+        content = plugin_data_pb2.HParamsPluginData(
+            session_end_info=plugin_data_pb2.SessionEndInfo(status=api_pb2.Status.Value(code)),
+            version=metadata.PLUGIN_DATA_VERSION,
+        )
+        meta = SummaryMetadata(
+            plugin_data=SummaryMetadata.PluginData(
+                plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString()
+            )
+        )
+        pb = Summary(value=[Summary.Value(tag=metadata.SESSION_END_INFO_TAG, metadata=meta)])
+        self.writer._get_file_writer().add_summary(pb)
+
+    def flush(self) -> None:
+        self.writer.flush()
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def fmt_metrics(metrics: Mapping[str, float]) -> str:
+    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
+
+
+class Progress:
+    """A Rich progress bar on a terminal; plain periodic lines otherwise (logs, CI, pipes)."""
+
+    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
+        self.console = console or Console(stderr=False)
+        self.enabled = enabled
+        self.rich = enabled and self.console.is_terminal
+        self._bar = None
+        self._task = None
+        self._last_plain = 0.0
+
+    def start_epoch(self, epoch: int, max_epochs: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self.rich:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                TextColumn,
+                TimeElapsedColumn,
+                TimeRemainingColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
+            if self._bar is None:
+                self._bar = RichProgress(
+                    TextColumn("[bold]{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    TextColumn("{task.fields[metrics]}"),
+                    console=self.console,
+                    transient=False,
+                )
+                self._bar.start()
+            self._task = self._bar.add_task(
+                f"epoch {epoch + 1}/{max_epochs}", total=total, metrics=""
+            )
+        self._epoch_text = f"epoch {epoch + 1}/{max_epochs}"
+
+    def update(self, advance: int, metrics: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        text = fmt_metrics(metrics)
+        if self.rich and self._bar is not None:
+            self._bar.update(self._task, advance=advance, metrics=text)
+        elif time.monotonic() - self._last_plain > 5:
+            self._last_plain = time.monotonic()
+            print(f"{self._epoch_text}  {text}", flush=True)
+
+    def end_epoch(self, metrics: Mapping[str, float]) -> None:
+        if not self.enabled:
+            return
+        text = fmt_metrics(metrics)
+        if self.rich and self._bar is not None:
+            self._bar.update(self._task, metrics=text)
+        else:
+            print(f"{self._epoch_text}  {text}", flush=True)
+
+    def stop(self) -> None:
+        if self._bar is not None:
+            self._bar.stop()
+            self._bar = None
+
+    def print(self, *args: Any, **kwargs: Any) -> None:
+        (self._bar.console if self._bar is not None else self.console).print(*args, **kwargs)
+
+
+def summary_table(summary: Mapping[str, Any], run_dir: Path) -> Table:
+    """The end-of-run table: status, epochs, metrics and where the run lives."""
+    table = Table(title="dlx run", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("status", str(summary["status"]))
+    table.add_row("epochs", f"{summary['epochs']} (best {summary['best_epoch']})")
+    table.add_row("params", f"{summary['params']:,}")
+    table.add_row("duration", f"{summary['duration_s']:.1f} s")
+    for k, v in summary["metrics"].items():
+        table.add_row(k, f"{v:.4f}")
+    table.add_row("run dir", str(run_dir))
+    return table
+
+
+def stderr_line(message: str) -> None:
+    """One plain line on stderr (errors and hints)."""
+    print(message, file=sys.stderr, flush=True)

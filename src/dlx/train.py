@@ -1,0 +1,488 @@
+"""The training loop: read it top to bottom.
+
+``run(cfg, run_dir)`` builds data, model, optimizer, schedule, regularizers and augmentation
+from the composed config, trains epochs of train-then-val, checkpoints ``last.pt`` every epoch
+and ``best.pt`` on improvement of the monitored metric, tests the best checkpoint, and writes
+``summary.json`` whatever happens. Metrics accumulate on the device and are read only at
+logging intervals, so a step never waits on the host.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import signal
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from dlx import checkpoint
+from dlx.augment import build_augment
+from dlx.data import build_data
+from dlx.data.base import DataInfo, DataModule
+from dlx.errors import RunFailed, UsageError
+from dlx.log import Progress, TensorBoard, flatten, stderr_line, summary_table
+from dlx.models import MODELS, build_model
+from dlx.optim import build_optimizer, build_schedule
+from dlx.registry import check, to_schema
+from dlx.regularize import Regularization
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = field(default=15, metadata=check(ge=1))
+    limit_train_batches: int | None = field(default=None, metadata=check(ge=1))
+    limit_val_batches: int | None = field(default=None, metadata=check(ge=1))
+    device: str = field(default="auto", metadata=check(choices=["auto", "cpu", "cuda", "mps"]))
+    precision: str = field(default="32", metadata=check(choices=["32", "bf16-mixed", "16-mixed"]))
+    seed: int = 0
+    deterministic: bool = False
+    log_every_n_steps: int = field(default=20, metadata=check(ge=1))
+    monitor: str = "val/acc"  # what best.pt tracks
+    mode: str = field(default="max", metadata=check(choices=["min", "max"]))
+    compile: bool = False
+    channels_last: bool = False
+    progress: bool = True
+
+
+class Diverged(Exception):
+    """The loss became non-finite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: stop after the current step."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# --- what the loop needs besides the model ----------------------------------------------------
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("trainer.device=cuda: no CUDA device is visible; use auto or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise UsageError("trainer.device=mps: MPS is not available; use auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+    try:
+        import numpy as np
+
+        np.random.seed(seed % 2**32)
+    except ImportError:
+        pass
+    torch.backends.cudnn.benchmark = not deterministic
+    torch.backends.cuda.matmul.allow_tf32 = not deterministic
+    torch.backends.cudnn.allow_tf32 = not deterministic
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+AUTOCAST = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+class Objective:
+    """Loss and "accuracy" for the task: cross-entropy and top-1, or MSE and |err| < tol."""
+
+    def __init__(self, info: DataInfo, label_smoothing: float = 0.0) -> None:
+        self.regression = info.task == "regression"
+        self.smoothing = label_smoothing
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        if self.regression:
+            return F.mse_loss(out.squeeze(-1).float(), y.float())
+        return F.cross_entropy(out.float(), y, label_smoothing=self.smoothing)
+
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        if self.regression:  # Hochreiter & Schmidhuber (1997): solved when |error| < 0.04
+            return ((out.squeeze(-1).float() - y).abs() < 0.04).sum()
+        target = y.argmax(-1) if y.is_floating_point() else y  # soft targets (mixup, cutmix)
+        return (out.argmax(-1) == target).sum()
+
+
+class Inputs:
+    """Turns raw batches into model inputs: uint8 images -> [0, 1] -> augment -> normalise."""
+
+    def __init__(self, info: DataInfo, device: torch.device, channels_last: bool) -> None:
+        self.image = info.kind == "image"
+        shape = (1, -1, 1, 1)
+        self.mean = torch.tensor(info.mean, device=device).view(shape)
+        self.inv_std = 1 / torch.tensor(info.std, device=device).view(shape)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: Tensor, y: Tensor, augment: Any = None) -> tuple[Tensor, Tensor]:
+        if not self.image:
+            return x, y
+        x = x.float().div_(255)
+        if augment is not None:
+            x, y = augment(x, y)
+        x = (x - self.mean).mul_(self.inv_std)
+        return x.contiguous(memory_format=self.memory_format), y
+
+
+@dataclass
+class State:
+    """Counters and best-so-far that a checkpoint carries."""
+
+    epoch: int = 0  # epochs completed
+    step: int = 0  # optimizer steps taken
+    best: float | None = None
+    best_epoch: int = 0
+    last_finite_loss: float | None = None
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+# --- evaluation -----------------------------------------------------------------------------
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    data: DataModule,
+    split: str,
+    inputs: Inputs,
+    objective: Objective,
+    autocast: Any,
+    limit: int | None = None,
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``split`` (never augmented)."""
+    model.eval()
+    device = inputs.mean.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    for i, (xb, yb) in enumerate(data.batches(split)):
+        if limit is not None and i >= limit:
+            break
+        x, y = inputs(xb, yb)
+        with autocast():
+            out = model(x)
+        loss_sum += objective.loss(out, y) * len(y)
+        correct += objective.correct(out, y)
+        n += len(y)
+    n = max(n, 1)
+    return {f"{split}/loss": loss_sum.item() / n, f"{split}/acc": correct.item() / n}
+
+
+def is_better(value: float, best: float | None, mode: str) -> bool:
+    if best is None:
+        return True
+    return value > best if mode == "max" else value < best
+
+
+# --- the run --------------------------------------------------------------------------------
+def run(cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> dict[str, Any]:
+    """Train as ``cfg`` says, in ``run_dir``; return the summary (also in summary.json)."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    summary: dict[str, Any] = {
+        "status": "failed",
+        "epochs": 0,
+        "best_epoch": 0,
+        "params": 0,
+        "duration_s": 0.0,
+        "metrics": {},
+    }
+    held: dict[str, Any] = {}  # what _train opened and run must close
+    try:
+        trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
+        held["progress"] = Progress(enabled=trainer.progress)
+        _train(cfg, trainer, run_dir, resume, summary, held)
+    except UsageError as e:
+        summary["error"] = str(e)
+        raise
+    except Interrupted as e:
+        summary["status"] = "interrupted"
+        summary["signal"] = str(e)
+    except KeyboardInterrupt:  # a second Ctrl-C: leave at once
+        summary["status"] = "interrupted"
+        summary["signal"] = "SIGINT"
+        raise
+    except Diverged as e:
+        summary["status"] = "diverged"
+        summary["error"] = str(e)
+    except RunFailed as e:
+        summary["error"] = str(e)
+    except Exception as e:  # anything else: keep the traceback in the run dir, one line here
+        summary["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
+        (run_dir / "error.log").write_text(traceback.format_exc())
+    finally:
+        summary["duration_s"] = round(time.time() - started, 3)
+        summary["run_dir"] = str(run_dir)
+        checkpoint.write_json(run_dir / "summary.json", summary)
+        if "tb" in held:
+            held["tb"].hparams_end(summary["status"])
+            held["tb"].close()
+        if "progress" in held:
+            held["progress"].stop()
+            if summary["status"] in ("completed", "stopped_early"):
+                held["progress"].print(summary_table(summary, run_dir))
+    return summary
+
+
+def _train(
+    cfg: DictConfig,
+    trainer: TrainerConfig,
+    run_dir: Path,
+    resume: bool,
+    summary: dict[str, Any],
+    held: dict[str, Any],
+) -> None:
+    progress: Progress = held["progress"]
+    seed_everything(trainer.seed, trainer.deterministic)
+    device = pick_device(trainer.device)
+    autocast_dtype = AUTOCAST[trainer.precision]
+
+    def autocast():
+        if autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(device.type, dtype=autocast_dtype)
+
+    # Data, regularizers, model, optimizer, schedule, augmentation.
+    data = build_data(cfg.data, device)
+    info = data.info
+    regs = Regularization(cfg.get("regularization"))
+    model_node = cfg.model
+    if regs.dropout is not None:
+        model_cfg = MODELS.parse(model_node)
+        if not hasattr(model_cfg, "dropout"):
+            raise UsageError(
+                f"regularization.dropout: model={model_cfg.name} has no dropout layers; "
+                "drop it from the list or pick a model with dropout"
+            )
+        model_node = OmegaConf.merge(model_node, {"dropout": regs.dropout})
+    raw_model = build_model(model_node, info).to(device)
+    if trainer.channels_last and info.kind == "image":
+        raw_model = raw_model.to(memory_format=torch.channels_last)
+    regs.attach(raw_model)
+    params = [p for p in raw_model.parameters() if p.requires_grad]
+    summary["params"] = sum(p.numel() for p in params)
+    model = torch.compile(raw_model) if trainer.compile else raw_model
+
+    optimizer = build_optimizer(cfg.optim, raw_model)
+    steps_per_epoch = data.num_batches("train", drop_last=True)
+    if trainer.limit_train_batches is not None:
+        steps_per_epoch = min(steps_per_epoch, trainer.limit_train_batches)
+    schedule = build_schedule(
+        cfg.sched, optimizer, steps_per_epoch, trainer.max_epochs, mode=trainer.mode
+    )
+    augment = build_augment(cfg.get("augment"), info, device, seed=trainer.seed)
+    if augment is not None and info.kind != "image":
+        raise UsageError(f"augment: data={info.name} is a sequence task; use augment=none")
+    inputs = Inputs(info, device, trainer.channels_last)
+    objective = Objective(info, regs.label_smoothing)
+    scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
+
+    # Resume: everything the checkpoint carries.
+    state = State()
+    ckpt_dir = run_dir / "checkpoints"
+    if resume and (ckpt_dir / "last.pt").exists():
+        ck = checkpoint.load(ckpt_dir / "last.pt")
+        raw_model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        schedule.load_state_dict(ck.get("schedule", {}))
+        scaler.load_state_dict(ck.get("scaler", {})) if ck.get("scaler") else None
+        if augment is not None and "augment" in ck:
+            augment.load_state_dict(ck["augment"])
+        if regs.early_stopping is not None and "early_stopping" in ck:
+            regs.early_stopping.load_state_dict(ck["early_stopping"])
+        state = State(**ck["state"])
+        torch.set_rng_state(ck["rng"]["torch"])
+        random.setstate(_to_tuple(ck["rng"]["python"]))
+
+    tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step if resume else None)
+    hparams = flatten(OmegaConf.to_container(cfg, resolve=True))
+    tb.hparams_start(hparams)
+    if not resume:
+        tb.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "\n```")
+
+    def save(name: str) -> None:
+        checkpoint.save(
+            ckpt_dir / name,
+            {
+                "model": raw_model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "schedule": schedule.state_dict(),
+                "scaler": scaler.state_dict(),
+                "augment": augment.state_dict() if augment is not None else {},
+                "early_stopping": (regs.early_stopping.state_dict() if regs.early_stopping else {}),
+                "state": state.__dict__,
+                "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate())},
+                "config": OmegaConf.to_container(cfg, resolve=True),
+            },
+        )
+
+    # Ctrl-C / SIGTERM finish the current step, then stop with a checkpoint.
+    stop_signal: list[int] = []
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if stop_signal:  # a second signal: leave at once
+            raise KeyboardInterrupt
+        stop_signal.append(signum)
+
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    log_every = trainer.log_every_n_steps
+    stopped_early = False
+    try:
+        for epoch in range(state.epoch, trainer.max_epochs):
+            # ---- train one epoch ----
+            model.train()
+            progress.start_epoch(epoch, trainer.max_epochs, steps_per_epoch)
+            loss_sum = torch.zeros((), device=device)
+            correct = torch.zeros((), device=device, dtype=torch.long)
+            seen = 0
+            window_start, window_seen, last_logged = time.perf_counter(), 0, 0
+            batches = data.batches(
+                "train", shuffle=True, seed=trainer.seed * 100_003 + epoch, drop_last=True
+            )
+            for i, (xb, yb) in enumerate(batches):
+                if i >= steps_per_epoch:
+                    break
+                x, y = inputs(xb, yb, augment)
+                with autocast():
+                    out = model(x)
+                loss = objective.loss(out, y)
+                penalties = regs.penalties() if regs.has_penalty else {}
+                total = loss + sum(penalties.values()) if penalties else loss
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(total).backward()
+                log_now = (state.step + 1) % log_every == 0
+                grad_norm = None
+                if regs.clip is not None:
+                    scaler.unscale_(optimizer)
+                    grad_norm = regs.clip_gradients(params)
+                elif log_now:
+                    grad_norm = nn.utils.get_total_norm(
+                        [p.grad for p in params if p.grad is not None]
+                    )
+                scaler.step(optimizer)
+                scaler.update()
+                regs.after_step()
+                schedule.step_batch()
+                state.step += 1
+
+                n = len(yb)
+                loss_sum += loss.detach() * n
+                correct += objective.correct(out.detach(), y)
+                seen += n
+                window_seen += n
+
+                if log_now:  # the only host sync of a step, every log_every steps
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise Diverged(
+                            f"non-finite loss at step {state.step}; "
+                            f"last finite loss {state.last_finite_loss}"
+                        )
+                    state.last_finite_loss = value
+                    elapsed = time.perf_counter() - window_start
+                    scalars = {
+                        "train/loss": value,
+                        "opt/lr": optimizer.param_groups[0]["lr"],
+                        "opt/grad_norm": float(grad_norm) if grad_norm is not None else 0.0,
+                        "perf/samples_per_s": window_seen / max(elapsed, 1e-9),
+                    }
+                    scalars.update({k: v.item() for k, v in penalties.items()})
+                    tb.scalars(scalars, state.step)
+                    progress.update(
+                        i + 1 - last_logged,
+                        {
+                            "loss": value,
+                            "lr": scalars["opt/lr"],
+                            "samples/s": scalars["perf/samples_per_s"],
+                        },
+                    )
+                    window_start, window_seen, last_logged = time.perf_counter(), 0, i + 1
+                if stop_signal:
+                    raise Interrupted(stop_signal[0])
+
+            # ---- end of epoch: metrics, val, schedule, checkpoints ----
+            train_loss = loss_sum.item() / max(seen, 1)
+            if not math.isfinite(train_loss):
+                raise Diverged(
+                    f"non-finite loss in epoch {epoch + 1} (step {state.step}); "
+                    f"last finite loss {state.last_finite_loss}"
+                )
+            metrics = {"train/loss": train_loss, "train/acc": correct.item() / max(seen, 1)}
+            metrics.update(
+                evaluate(model, data, "val", inputs, objective, autocast, trainer.limit_val_batches)
+            )
+            state.epoch = epoch + 1
+            state.metrics = metrics
+            monitored = _metric(metrics, trainer.monitor, "trainer.monitor")
+            schedule.step_epoch(monitored)
+            tb.scalars(metrics, state.step)
+            tb.scalars({"epoch": float(state.epoch)}, state.step)
+            progress.update(steps_per_epoch - last_logged, {})
+            progress.end_epoch(metrics)
+            if is_better(monitored, state.best, trainer.mode):
+                state.best, state.best_epoch = monitored, state.epoch
+                save("best.pt")
+            if regs.early_stopping is not None:
+                _metric(
+                    metrics,
+                    regs.early_stopping.cfg.monitor,
+                    "regularization.early_stopping.monitor",
+                )
+                stopped_early = regs.early_stopping.step(metrics)
+            save("last.pt")
+            tb.flush()
+            if stopped_early:
+                break
+    except Interrupted:
+        save("last.pt")
+        _fill(summary, state)
+        progress.stop()
+        stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run_dir}")
+        tb.flush()
+        raise
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+
+    # ---- test with the best checkpoint ----
+    best = checkpoint.load(ckpt_dir / "best.pt")
+    raw_model.load_state_dict(best["model"])
+    test = evaluate(model, data, "test", inputs, objective, autocast)
+    tb.scalars(test, state.step)
+    _fill(summary, state)
+    summary["metrics"].update(test)
+    summary["status"] = "stopped_early" if stopped_early else "completed"
+
+
+def _fill(summary: dict[str, Any], state: State) -> None:
+    summary["epochs"] = state.epoch
+    summary["best_epoch"] = state.best_epoch
+    summary["metrics"] = dict(state.metrics)
+
+
+def _metric(metrics: dict[str, float], name: str, key: str) -> float:
+    if name not in metrics:
+        raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
+    return metrics[name]
+
+
+def _to_tuple(x: Any) -> Any:
+    return tuple(_to_tuple(v) for v in x) if isinstance(x, list) else x
