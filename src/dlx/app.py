@@ -15,6 +15,8 @@ if not OmegaConf.has_resolver("dlx_uid"):
 
 #: The summary of the last run of this process, read by the CLI to choose the exit code.
 LAST: dict[str, Any] = {}
+#: A usage error raised inside the task, re-raised by the CLI after Hydra returns.
+ERRORS: list[Exception] = []
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -22,10 +24,15 @@ def train(cfg: DictConfig) -> float | None:
     """Hydra task: train once in Hydra's output dir; return the objective for sweepers."""
     from hydra.core.hydra_config import HydraConfig
 
+    from dlx.errors import UsageError
     from dlx.train import run
 
     hc = HydraConfig.get()
-    summary = run(cfg, Path(hc.runtime.output_dir))
     LAST.clear()
+    try:
+        summary = run(cfg, Path(hc.runtime.output_dir))
+    except UsageError as e:  # reported by the CLI as one line, exit 2
+        ERRORS.append(e)
+        return None
     LAST.update(summary)
     return summary["metrics"].get("val/acc")

@@ -65,6 +65,8 @@ def cmd_train(args: list[str]) -> int:
             raise
         raise UsageError(line) from None
     multirun = any(a in ("-m", "--multirun") for a in args)
+    if app.ERRORS and not multirun:
+        raise app.ERRORS[-1]
     if multirun or not app.LAST:
         return 0
     _summary_error(app.LAST)
@@ -73,7 +75,9 @@ def cmd_train(args: list[str]) -> int:
 
 def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
     if not args or args[0].startswith("-"):
-        raise UsageError(f"usage: dlx {command} RUN_DIR" + (" [OVERRIDES]" if command == "eval" else ""))
+        raise UsageError(
+            f"usage: dlx {command} RUN_DIR" + (" [OVERRIDES]" if command == "eval" else "")
+        )
     run_dir = Path(args[0])
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise UsageError(f"RUN_DIR={run_dir}: not a dlx run dir (no .hydra/config.yaml)")

@@ -1,7 +1,93 @@
-"""Hydra's composition errors, as one line that names the key and what is allowed."""
+"""Hydra's composition errors as one line that names the key and what is allowed."""
 
 from __future__ import annotations
 
+import re
+from importlib import resources
+
+#: groups whose options are chosen as a list, each option's keys under <group>.<option>.
+LIST_GROUPS = ("regularization", "augment")
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group shipped with dlx."""
+    root = resources.files("dlx.conf") / group
+    if not root.is_dir():
+        return []
+    return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _compose_keys(args: list[str], drop: str, parent: str) -> list[str] | None:
+    """Keys under ``parent`` in the config composed from ``args`` less the bad override."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+    from omegaconf import DictConfig, OmegaConf
+
+    kept = [
+        a
+        for a in args
+        if not a.startswith("-") and a.split("=", 1)[0].lstrip("+~") != drop and "," not in a
+    ]
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("dlx.conf", version_base="1.3"):
+            cfg = compose("config", overrides=kept)
+    except Exception:
+        return None
+    node = OmegaConf.select(cfg, parent) if parent else cfg
+    return sorted(node.keys()) if isinstance(node, DictConfig) else None
+
+
+def unknown_key(key: str, args: list[str]) -> str:
+    parent, _, _ = key.rpartition(".")
+    parts = key.split(".")
+    if parts[0] in LIST_GROUPS and len(parts) > 2:
+        group, option = parts[0], parts[1]
+        keys = _compose_keys(args, key, parent)
+        if keys is None:  # the option itself is not chosen
+            if option not in group_options(group):
+                return (
+                    f"{group}.{option}: unknown {group} option; choose from: "
+                    f"{', '.join(o for o in group_options(group) if o != 'none')}"
+                )
+            return f"{key}: {group} option '{option}' is not chosen; add it: '{group}=[{option}]'"
+    keys = _compose_keys(args, key, parent)
+    where = f"under {parent}" if parent else "at the top level"
+    if keys is None:
+        return f"{key}: unknown key"
+    return f"{key}: unknown key; allowed keys {where}: {', '.join(keys)}"
+
 
 def hydra_error_line(e: Exception, args: list[str]) -> str | None:
-    return repr(e)
+    """One line for an exception Hydra raised while composing; None if it is not one."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    if not isinstance(e, HydraException | OmegaConfBaseException):
+        return None
+    text = str(e)
+    m = re.search(r"Could not (?:find|load) '([^']+)/([^'/]+)'", text)
+    if m:
+        group, option = m.groups()
+        options = [o for o in group_options(group) if group not in LIST_GROUPS or o != "none"]
+        return f"{group}={option}: unknown option; choose one of: {', '.join(options)}"
+    m = re.search(r"Could not override '([^']+)'", text)
+    if m:
+        return unknown_key(m.group(1), args)
+    m = re.search(r"Ambiguous value for argument '([^']+)'", text)
+    if m:
+        return (
+            f"{m.group(1)}: a comma list is a sweep; run it with dlx train -m "
+            "(or give a list in brackets where the key takes one)"
+        )
+    m = re.search(r"Error parsing override '([^']*)'\n(.*)", text)
+    if m:
+        return f"cannot parse override '{m.group(1)}': {m.group(2)} (expected key=value)"
+    cause = e.__cause__
+    detail = _first_line(str(cause)) if cause is not None else ""
+    line = _first_line(text)
+    return f"{line} ({detail})" if detail and detail not in line else line

@@ -36,7 +36,15 @@ from dlx.optim import build_optimizer, build_schedule
 from dlx.registry import check, to_schema
 from dlx.regularize import Regularization
 
-SPLITS = ("train", "val", "test")
+#: the config's top-level keys: one per group
+ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "trainer")
+
+
+def check_root(cfg: DictConfig) -> None:
+    """Unknown top-level keys (``+foo=1``) are a usage error, not silently ignored."""
+    for key in cfg:
+        if key not in ROOT_KEYS:
+            raise UsageError(f"{key}: unknown top-level key; allowed: {', '.join(ROOT_KEYS)}")
 
 
 @dataclass
@@ -206,6 +214,7 @@ def run(cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> dict[str, An
     }
     held: dict[str, Any] = {}  # what _train opened and run must close
     try:
+        check_root(cfg)
         trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
         held["progress"] = Progress(enabled=trainer.progress)
         _train(cfg, trainer, run_dir, resume, summary, held)
@@ -486,3 +495,27 @@ def _metric(metrics: dict[str, float], name: str, key: str) -> float:
 
 def _to_tuple(x: Any) -> Any:
     return tuple(_to_tuple(v) for v in x) if isinstance(x, list) else x
+
+
+# --- evaluating a finished run ----------------------------------------------------------------
+def evaluate_run(cfg: DictConfig, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
+    """Metrics of the run's ``which`` checkpoint on the val and test splits."""
+    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
+    device = pick_device(trainer.device)
+    state = checkpoint.load(Path(run_dir) / "checkpoints" / which)
+    data = build_data(cfg.data, device)
+    model = build_model(cfg.model, data.info).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise RunFailed(
+            f"checkpoint {run_dir}/checkpoints/{which}: does not fit model={cfg.model.name} "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+    inputs = Inputs(data.info, device, channels_last=False)
+    objective = Objective(data.info)
+    dtype = AUTOCAST[trainer.precision]
+    autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
+    metrics = evaluate(model, data, "val", inputs, objective, autocast)
+    metrics.update(evaluate(model, data, "test", inputs, objective, autocast))
+    return metrics

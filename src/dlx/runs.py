@@ -1,0 +1,137 @@
+"""Reading what runs left behind: saved configs, summaries, the ``dlx runs`` table, and
+composing a config outside a run (``dlx summary``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from dlx.errors import UsageError
+
+
+def load_run_config(run_dir: Path, overrides: list[str] | None = None):
+    """The run's saved config (``.hydra/config.yaml``) with ``key=value`` overrides applied."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    OmegaConf.set_struct(cfg, True)
+    for item in overrides or []:
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise UsageError(f"cannot parse override '{item}' (expected key=value)")
+        if OmegaConf.select(cfg, key, default=KeyError) is KeyError:
+            raise UsageError(f"{key}: unknown key in the run's config")
+        try:
+            OmegaConf.update(cfg, key, OmegaConf.create({"v": value})["v"] if value else value)
+        except OmegaConfBaseException as e:
+            raise UsageError(f"{item}: {str(e).splitlines()[0]}") from None
+    return cfg
+
+
+def evaluate_run(cfg, run_dir: Path) -> dict[str, float]:
+    """``dlx eval``: the best checkpoint's val and test metrics, printed as a table."""
+    from dlx.train import evaluate_run as evaluate
+
+    metrics = evaluate(cfg, run_dir)
+    table = Table(title="best.pt", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in metrics.items():
+        table.add_row(k, f"{v:.4f}")
+    Console().print(table)
+    return metrics
+
+
+def compose(overrides: list[str]):
+    """The config ``dlx train OVERRIDES`` would run, without starting a run."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dlx.hydra_errors import hydra_error_line
+
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_module("dlx.conf", version_base="1.3"):
+            return hydra_compose("config", overrides=overrides)
+    except Exception as e:
+        line = hydra_error_line(e, overrides)
+        if line is None:
+            raise
+        raise UsageError(line) from None
+
+
+def print_model_summary(cfg) -> None:
+    """``dlx summary``: layers, output shapes, parameters, MACs; last line ``Total params``."""
+    import torch
+
+    from dlx.data import build_data
+    from dlx.models import build_model
+    from dlx.summary import print_summary
+
+    data = build_data(cfg.data, torch.device("cpu"))
+    model = build_model(cfg.model, data.info)
+    print_summary(model, data.info, Console())
+
+
+# --- the runs table -------------------------------------------------------------------------
+def find_runs(root: Path) -> list[Path]:
+    """Run dirs under ``root``: folders with a ``.hydra/config.yaml``."""
+    return sorted(p.parent.parent for p in Path(root).rglob(".hydra/config.yaml"))
+
+
+def read_run(run_dir: Path) -> dict[str, Any]:
+    """What ``dlx runs`` shows of one run: its summary (or ``running``) and overrides."""
+    import yaml
+
+    info: dict[str, Any] = {"dir": run_dir, "status": "running", "metrics": {}}
+    summary = run_dir / "summary.json"
+    if summary.is_file():
+        try:
+            info.update(json.loads(summary.read_text()))
+        except json.JSONDecodeError:
+            info["status"] = "unreadable"
+    overrides = run_dir / ".hydra" / "overrides.yaml"
+    info["overrides"] = yaml.safe_load(overrides.read_text()) if overrides.is_file() else []
+    return info
+
+
+COLUMNS = ("val/acc", "test/acc", "val/loss", "test/loss")
+
+
+def print_runs(root: Path, sort: str | None = None, console: Console | None = None) -> None:
+    """A Rich table of every run under ``root``; ``sort`` by a metric, status, epochs or dir."""
+    console = console or Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 200)
+    if not Path(root).exists():
+        raise UsageError(f"DIR={root}: no such folder")
+    runs = [read_run(d) for d in find_runs(root)]
+    if sort:
+
+        def key(r: dict[str, Any]) -> Any:
+            v = r["metrics"].get(sort, r.get(sort))
+            return (v is None, -v if isinstance(v, int | float) else str(v))
+
+        runs.sort(key=key)
+    table = Table(title=f"runs under {root}", title_justify="left")
+    for col in ("run", "status", "overrides", "epochs", *COLUMNS, "time"):
+        table.add_column(col, justify="right" if col in COLUMNS or col == "epochs" else "left")
+    for r in runs:
+        metrics = r["metrics"]
+        table.add_row(
+            str(Path(r["dir"]).relative_to(root)) if r["dir"] != Path(root) else ".",
+            r["status"],
+            escape(" ".join(r["overrides"])) or "(defaults)",
+            str(r.get("epochs", "")),
+            *(f"{metrics[c]:.4f}" if c in metrics else "" for c in COLUMNS),
+            f"{r['duration_s']:.0f}s" if "duration_s" in r else "",
+        )
+    console.print(table)
+    console.print(f"{len(runs)} runs")
