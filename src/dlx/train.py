@@ -442,8 +442,11 @@ def _train(
             state.metrics = metrics
             monitored = _metric(metrics, trainer.monitor, "trainer.monitor")
             schedule.step_epoch(monitored)
-            tb.scalars(metrics, state.step)
-            tb.scalars({"epoch": float(state.epoch)}, state.step)
+            # step-level train/loss is logged above; the epoch's mean goes to train/loss_epoch
+            epoch_tags = {
+                ("train/loss_epoch" if k == "train/loss" else k): v for k, v in metrics.items()
+            }
+            tb.scalars({**epoch_tags, "epoch": float(state.epoch)}, state.step)
             progress.update(steps_per_epoch - last_logged, {})
             progress.end_epoch(metrics)
             if is_better(monitored, state.best, trainer.mode):

@@ -1,0 +1,68 @@
+"""Shared fixtures: run the real CLI in a subprocess, read what a run leaves behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+MNIST_T10K = SHARED / "data" / "mnist-t10k"
+
+#: quick-run overrides: a couple of tiny epochs
+QUICK = [
+    "trainer.max_epochs=2",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def run_dlx(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
+    """``dlx ARGS`` as a user types it, in ``cwd``; returns the CompletedProcess."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.run(
+        [sys.executable, "-m", "dlx", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=full_env,
+    )
+
+
+def only_run_dir(root: Path) -> Path:
+    """The single run dir under ``root/outputs/runs``."""
+    dirs = sorted((root / "outputs" / "runs").iterdir())
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def read_summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def scalar_tags(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
+    """Every scalar in the run's event files, read back with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    acc.Reload()
+    return {t: [(e.step, e.value) for e in acc.Scalars(t)] for t in acc.Tags()["scalars"]}
+
+
+@pytest.fixture
+def dlx(tmp_path: Path):
+    """Run ``dlx`` in a fresh folder: ``dlx("train", "model=lenet")``."""
+
+    def _run(*args: str, **kw):
+        return run_dlx(*args, cwd=kw.pop("cwd", tmp_path), **kw)
+
+    _run.cwd = tmp_path
+    return _run
