@@ -279,6 +279,89 @@ def test_every_dataset_has_a_yaml():
     assert {p.stem for p in CONF.glob("*.yaml")} == set(catalogue().names())
 
 
+# --- imagefolder ---------------------------------------------------------------------------
+def write_folder(root: Path, per_class: int = 6, classes=("cat", "dog", "owl")) -> None:
+    """PNGs of mixed sizes whose colour encodes (class, index), so orders can be told apart;
+    a black stripe on the left makes a horizontal flip visible."""
+    from PIL import Image, ImageDraw
+
+    for c, name in enumerate(classes):
+        (root / name).mkdir(parents=True)
+        for i in range(per_class):
+            value = 10 + 12 * (c * per_class + i)
+            size = (20 + 2 * i, 24)
+            img = Image.new("RGB", size, (value, 255 - value, value // 2))
+            ImageDraw.Draw(img).rectangle((0, 0, size[0] // 4, size[1]), fill=(0, 0, 0))
+            img.save(root / name / f"{i}.png")
+
+
+def folder(root: Path, **kw):
+    cfg = {"name": "imagefolder", "root": str(root), "image_size": 16, "num_workers": 0}
+    return build_data(
+        {**cfg, "batch_size": 4, "val_fraction": 0.2, "test_fraction": 0.2, **kw}, CPU
+    )
+
+
+def test_imagefolder_batches_are_uint8_and_sized(tmp_path):
+    write_folder(tmp_path / "train")
+    data = folder(tmp_path)
+    assert data.info.num_classes == 3 and data.info.channels == 3
+    assert data.info.sizes == {"train": 10, "val": 4, "test": 4}
+    assert data.num_batches("train") == 3 and data.num_batches("train", drop_last=True) == 2
+    batches = list(data.batches("train"))
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    x, y = torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
+    assert x.dtype == torch.uint8 and x.shape == (10, 3, 16, 16)
+    assert y.dtype == torch.int64 and set(y.tolist()) <= {0, 1, 2}
+    assert [len(y) for _, y in data.batches("train", drop_last=True)] == [4, 4]
+    # the carved splits are disjoint: every image's brightness is unique
+    keys = {s: set(all_batches(data, s)[0][:, 0, 8, 8].tolist()) for s in ("train", "val", "test")}
+    assert sum(len(k) for k in keys.values()) == len(set().union(*keys.values())) == 18
+    gray = folder(tmp_path, channels=1)
+    assert gray.info.channels == 1 and next(gray.batches("val"))[0].shape == (4, 1, 16, 16)
+
+
+def test_imagefolder_shuffle_is_seeded_and_start_skips(tmp_path):
+    write_folder(tmp_path / "train")
+    data = folder(tmp_path)
+    a, _ = all_batches(data, "train", shuffle=True, seed=1)
+    b, _ = all_batches(data, "train", shuffle=True, seed=1)
+    c, _ = all_batches(data, "train", shuffle=True, seed=2)
+    plain, _ = all_batches(data, "train")
+    assert torch.equal(a, b) and not torch.equal(a, c) and not torch.equal(a, plain)
+    resumed, _ = all_batches(data, "train", shuffle=True, seed=1, start=1)
+    assert torch.equal(resumed, a[4:])
+    assert list(data.batches("train", shuffle=True, seed=1, start=3)) == []
+    workers = folder(tmp_path, num_workers=1)  # a persistent worker gives the same batches
+    for _ in range(2):
+        assert torch.equal(all_batches(workers, "train", shuffle=True, seed=1)[0], a)
+
+
+def test_imagefolder_uses_given_splits_and_train_hook(tmp_path):
+    from torchvision.transforms import v2
+
+    write_folder(tmp_path / "train")
+    write_folder(tmp_path / "val", per_class=2)
+    data = folder(tmp_path)
+    assert data.info.sizes == {"train": 14, "val": 6, "test": 4}
+    plain, _ = all_batches(data, "train")
+    data.train_transform = v2.RandomHorizontalFlip(p=1.0)
+    flipped, _ = all_batches(data, "train")
+    assert torch.equal(flipped, plain.flip(-1)) and not torch.equal(flipped, plain)
+    assert torch.equal(all_batches(data, "val")[0], all_batches(folder(tmp_path), "val")[0])
+
+
+def test_imagefolder_errors(tmp_path):
+    with pytest.raises(UsageError, match=re.escape(str(tmp_path / "train"))):
+        folder(tmp_path)
+    write_folder(tmp_path / "train")
+    write_folder(tmp_path / "test", classes=("cat", "dog"))
+    with pytest.raises(UsageError, match="owl"):
+        folder(tmp_path)
+    with pytest.raises(UsageError, match=r"data\.num_classes=5"):
+        folder(tmp_path, num_classes=5)
+
+
 # --- digits --------------------------------------------------------------------------------
 def test_digits_splits():
     data = build_data({"name": "digits"}, CPU)
