@@ -362,6 +362,31 @@ def test_imagefolder_errors(tmp_path):
         folder(tmp_path, num_classes=5)
 
 
+# --- adding problem ------------------------------------------------------------------------
+def test_adding_problem():
+    cfg = {"name": "adding", "seq_len": 20, "num_train": 300, "num_val": 50, "num_test": 40}
+    data = build_data(cfg, CPU)
+    info = data.info
+    assert (info.kind, info.task, info.num_classes) == ("sequence", "regression", 1)
+    assert info.input_shape == (20, 2) and info.sizes == {"train": 300, "val": 50, "test": 40}
+    x, y = data.splits["train"]
+    assert x.dtype == y.dtype == torch.float32 and x.shape == (300, 20, 2) and y.shape == (300,)
+    values, markers = x[..., 0], x[..., 1]
+    assert values.min() >= 0 and values.max() < 1
+    assert torch.equal(markers[:, :10].sum(1), torch.ones(300))  # one marker in each half
+    assert torch.equal(markers[:, 10:].sum(1), torch.ones(300))
+    assert set(markers.unique().tolist()) == {0.0, 1.0}
+    assert torch.allclose((values * markers).sum(1), y)
+    assert 0.9 < y.mean() < 1.1  # the sum of two U[0, 1]
+    again = build_data(cfg, CPU)
+    other = build_data({**cfg, "split_seed": 1}, CPU)
+    assert torch.equal(again.splits["test"][0], data.splits["test"][0])
+    assert not torch.equal(other.splits["train"][0], x)
+    assert not torch.equal(data.splits["val"][0], x[:50])
+    xb, yb = next(data.batches("train", shuffle=True, seed=0))
+    assert xb.shape == (128, 20, 2) and yb.shape == (128,)
+
+
 # --- digits --------------------------------------------------------------------------------
 def test_digits_splits():
     data = build_data({"name": "digits"}, CPU)
