@@ -164,7 +164,7 @@ def resize(x: Tensor, size: int, chunk: int = 4096) -> Tensor:
     """
     if x.shape[-1] == size and x.shape[-2] == size:
         return x
-    out = torch.empty((*x.shape[:2], size, size), dtype=torch.uint8)
+    out = torch.empty((*x.shape[:2], size, size), dtype=torch.uint8, device=x.device)
     for i in range(0, len(x), chunk):
         part = x[i : i + chunk].float()
         y = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True)

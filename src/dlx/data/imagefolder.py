@@ -12,7 +12,7 @@ import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -28,6 +28,9 @@ from dlx.data.base import (
 )
 from dlx.errors import UsageError
 from dlx.registry import check
+
+if TYPE_CHECKING:
+    from torchvision.datasets import ImageFolder
 
 
 @dataclass
@@ -145,7 +148,9 @@ class FolderData:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
 
 
-def _open(path: Path, root: str, transform: Callable[[Any], Tensor], classes: list[str] | None):
+def _open(
+    path: Path, root: str, transform: Callable[[Any], Tensor], classes: list[str] | None
+) -> ImageFolder:
     """An ImageFolder over ``path``; its class folders must equal ``classes`` when given."""
     from torchvision.datasets import ImageFolder
 
