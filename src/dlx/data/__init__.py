@@ -14,8 +14,13 @@ if TYPE_CHECKING:
 DATASETS: Registry = Registry("data")
 
 
+def catalogue() -> Registry:
+    """``DATASETS`` with every source module imported, so that all options are registered."""
+    from dlx.data import digits, imagefolder, sequence, vision  # noqa: F401
+
+    return DATASETS
+
+
 def build_data(node, device: torch.device) -> DataModule:
     """Load the dataset that config node ``cfg.data`` describes, batches on ``device``."""
-    from dlx.data import digits  # noqa: F401  (each import registers its datasets)
-
-    return DATASETS.build(node, device)
+    return catalogue().build(node, device)

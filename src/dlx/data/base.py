@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+
+from dlx.errors import UsageError
+from dlx.registry import check
 
 
 @dataclass(frozen=True)
@@ -111,3 +115,79 @@ class InMemoryData:
         else:
             for i in range(start, count):
                 yield x[i * bs : (i + 1) * bs], y[i * bs : (i + 1) * bs]
+
+
+# --- shared by the image datasets -----------------------------------------------------------
+@dataclass
+class ImageDataConfig:
+    """Keys shared by the image datasets.
+
+    ``num_classes`` and ``channels`` state facts about a fixed dataset: left null they are
+    filled in, set to anything else they are an error (see ``check_facts``).
+    ``image_size`` null keeps the dataset's own size.
+    """
+
+    name: str = "digits"
+    root: str = "data"
+    download: bool = False
+    batch_size: int = field(default=128, metadata=check(ge=1))
+    num_classes: int | None = field(default=None, metadata=check(ge=1))
+    image_size: int | None = field(default=None, metadata=check(ge=8, le=512))
+    channels: int | None = field(default=None, metadata=check(choices=[1, 3]))
+    val_fraction: float = field(default=0.1, metadata=check(ge=0, lt=1))
+    split_seed: int = 0
+    num_workers: int = field(default=2, metadata=check(ge=0))  # loader processes, if any
+
+
+@dataclass
+class SplitImageDataConfig(ImageDataConfig):
+    """Image data with no official test split: val and test are both carved from the train set."""
+
+    test_fraction: float = field(default=0.15, metadata=check(ge=0, lt=1))
+
+
+def check_facts(cfg: Any, dataset: str, **facts: int) -> None:
+    """Raise ``UsageError`` if a config key such as ``num_classes`` contradicts the dataset."""
+    for key, true in facts.items():
+        given = getattr(cfg, key)
+        if given is not None and given != true:
+            raise UsageError(
+                f"data.{key}={given}: {dataset} has {key}={true}; "
+                f"set data.{key}={true} or leave it out"
+            )
+
+
+def resize(x: Tensor, size: int, chunk: int = 4096) -> Tensor:
+    """Resize a uint8 batch (N, C, H, W) to size x size with antialiased bilinear filtering.
+
+    Works through ``chunk`` images at a time so that the float copies stay small.
+    """
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = torch.empty((*x.shape[:2], size, size), dtype=torch.uint8, device=x.device)
+    for i in range(0, len(x), chunk):
+        part = x[i : i + chunk].float()
+        y = F.interpolate(part, size=(size, size), mode="bilinear", antialias=True)
+        out[i : i + chunk] = y.round_().clamp_(0, 255)
+    return out
+
+
+def split_indices(n: int, fractions: tuple[float, float], seed: int) -> tuple[Tensor, ...]:
+    """A seeded permutation of range(n) cut into train / val / test by the given fractions."""
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    n_val, n_test = round(n * fractions[0]), round(n * fractions[1])
+    return order[n_val + n_test :], order[:n_val], order[n_val : n_val + n_test]
+
+
+def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of a uint8 batch (N, C, H, W), scaled to [0, 1].
+
+    Exact and cheap: computed from each channel's histogram of the 256 byte values.
+    """
+    hist = [torch.bincount(x[:, c].flatten(), minlength=256) for c in range(x.shape[1])]
+    hist = torch.stack(hist).double()
+    levels = torch.arange(256, dtype=torch.float64) / 255
+    n = hist.sum(1)
+    mean = hist @ levels / n
+    std = (hist @ levels.square() / n - mean.square()).clamp_(min=0).sqrt()
+    return tuple(mean.tolist()), tuple(std.tolist())
