@@ -413,3 +413,14 @@ def test_channel_stats_match_float_statistics():
     f = x.double().div(255).transpose(0, 1).flatten(1)
     assert torch.allclose(torch.tensor(mean, dtype=torch.float64), f.mean(1))
     assert torch.allclose(torch.tensor(std, dtype=torch.float64), f.std(1, correction=0))
+
+
+def test_digits_read_from_sklearns_file_equal_load_digits():
+    from sklearn.datasets import load_digits as sk_load_digits
+
+    from dlx.data.digits import load_digits
+
+    images, labels = load_digits()
+    ref = sk_load_digits()
+    assert (images == ref.data).all()
+    assert (labels == ref.target).all()

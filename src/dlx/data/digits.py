@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import torch
 
 from dlx.data import DATASETS
@@ -16,7 +19,24 @@ from dlx.data.base import (
     resize,
     split_indices,
 )
+from dlx.errors import RunFailed
 from dlx.registry import check
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The UCI digits as scikit-learn ships them (pixels 0..16, labels 0..9).
+
+    Read straight from scikit-learn's data file: the same values as
+    ``sklearn.datasets.load_digits()`` without the second it takes to import scikit-learn.
+    """
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise RunFailed(
+            "data=digits needs scikit-learn, which ships the digits: pip install scikit-learn"
+        )
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "digits.csv.gz"
+    table = np.loadtxt(path, delimiter=",", dtype=np.float32)
+    return table[:, :-1], table[:, -1].astype(np.int64)
 
 
 @dataclass
@@ -27,12 +47,10 @@ class DigitsConfig(SplitImageDataConfig):
 @DATASETS.register("digits", DigitsConfig)
 def digits(cfg: DigitsConfig, device: torch.device) -> InMemoryData:
     """The 8x8 digits as uint8 (N, 1, S, S) images, split by ``split_seed``."""
-    from sklearn.datasets import load_digits
-
     check_facts(cfg, "digits", num_classes=10, channels=1)
-    raw = load_digits()
-    x = torch.from_numpy(raw.images).mul(255 / 16).round().to(torch.uint8).unsqueeze(1)
-    y = torch.from_numpy(raw.target).long()
+    images, labels = load_digits()
+    x = torch.from_numpy(images).mul(255 / 16).round().to(torch.uint8).view(-1, 1, 8, 8)
+    y = torch.from_numpy(labels).long()
     size = x.shape[-1] if cfg.image_size is None else cfg.image_size
     x = resize(x, size)
     train, val, test = split_indices(len(y), (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
