@@ -1,0 +1,37 @@
+"""A non-editable install works from any folder: the config tree ships inside the package."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import QUICK, REPO
+
+
+def test_non_editable_install_trains_from_another_folder(tmp_path: Path):
+    target = tmp_path / "site"
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
+         str(target), str(REPO)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert build.returncode == 0, build.stderr
+    assert (target / "dlx" / "conf" / "config.yaml").is_file()
+    assert (target / "dlx" / "conf" / "experiment" / "lenet.yaml").is_file()
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}
+    # -S-free check that the installed copy, not the source tree, is the one imported
+    where = subprocess.run(
+        [sys.executable, "-c", "import dlx; print(dlx.__file__)"],
+        cwd=work, env=env, capture_output=True, text=True,
+    )
+    assert where.stdout.startswith(str(target)), where.stdout
+    r = subprocess.run(
+        [sys.executable, "-m", "dlx", "train", "+experiment=lenet", *QUICK],
+        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    assert list((work / "outputs" / "runs").glob("*/summary.json"))
