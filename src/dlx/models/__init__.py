@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dlx.data.base import DataInfo
 
 MODELS: Registry = Registry("model")
-FAMILIES = ("lenet",)
+FAMILIES = ("alexnet", "lenet")
 
 
 def load_families() -> Registry:
