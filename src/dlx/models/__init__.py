@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from dlx.data.base import DataInfo
 
 MODELS: Registry = Registry("model")
-FAMILIES = ("alexnet", "lenet", "nin", "resnet", "vgg")
+FAMILIES = ("alexnet", "lenet", "lstm", "nin", "resnet", "vgg")
 
 
 def load_families() -> Registry:
