@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dlx.errors import UsageError
 from dlx.registry import Registry, check
 
 REGULARIZERS: Registry = Registry("regularization")
@@ -184,6 +185,22 @@ class Regularization:
     @property
     def has_penalty(self) -> bool:
         return "l1" in self.cfg or "l2" in self.cfg
+
+    def model_config(self, node: Any) -> Any:
+        """The model's config node with ``dropout`` set to ``regularization.dropout.p``.
+
+        Every model's YAML lists its schema's keys, so a model has dropout layers exactly
+        when its node has a ``dropout`` key."""
+        if self.dropout is None:
+            return node
+        if "dropout" not in node:
+            raise UsageError(
+                f"regularization.dropout: model={node.get('name')} has no dropout layers; "
+                "drop it from the list or pick a model with dropout"
+            )
+        from omegaconf import OmegaConf
+
+        return OmegaConf.merge(node, {"dropout": self.dropout})
 
     def attach(self, model: nn.Module) -> None:
         """Pick the parameters that penalties and constraints touch."""

@@ -31,7 +31,7 @@ from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
 from dlx.errors import RunFailed, UsageError
 from dlx.log import Progress, TensorBoard, flatten, stderr_line, summary_table
-from dlx.models import MODELS, build_model
+from dlx.models import build_model
 from dlx.optim import build_optimizer, build_schedule
 from dlx.optstats import clip_and_measure, histograms, read, total_norm
 from dlx.registry import check, to_schema
@@ -274,15 +274,7 @@ def _train(
     data = build_data(cfg.data, device)
     info = data.info
     regs = Regularization(cfg.get("regularization"))
-    model_node = cfg.model
-    if regs.dropout is not None:
-        model_cfg = MODELS.parse(model_node)
-        if not hasattr(model_cfg, "dropout"):
-            raise UsageError(
-                f"regularization.dropout: model={model_cfg.name} has no dropout layers; "
-                "drop it from the list or pick a model with dropout"
-            )
-        model_node = OmegaConf.merge(model_node, {"dropout": regs.dropout})
+    model_node = regs.model_config(cfg.model)  # regularization.dropout.p -> model.dropout
     raw_model = build_model(model_node, info).to(device)
     if trainer.channels_last and info.kind == "image":
         raw_model = raw_model.to(memory_format=torch.channels_last)
