@@ -50,6 +50,10 @@ class TensorBoard:
         for tag, v in values.items():
             self.writer.add_scalar(tag, v, step)
 
+    def histograms(self, values: Mapping[str, Any], step: int) -> None:
+        for tag, v in values.items():
+            self.writer.add_histogram(tag, v, step)
+
     def text(self, tag: str, text: str) -> None:
         self.writer.add_text(tag, text)
 

@@ -1,8 +1,9 @@
 """Optimizers and learning-rate schedules: the ``optim`` and ``sched`` config groups.
 
 Every optimizer is PyTorch's own; the schema of each option lists exactly the knobs that
-optimizer has, range-checked. Schedules wrap ``torch.optim.lr_scheduler`` and know whether
-they step once per optimizer step or once per epoch.
+optimizer has, range-checked, and one small builder per option hands them over. Schedules wrap
+``torch.optim.lr_scheduler`` and know whether they step once per optimizer step or once per
+epoch; their ``state_dict`` goes into ``last.pt`` so a resumed run continues the same lr curve.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from dlx.errors import UsageError
 from dlx.registry import Registry, check
 
 OPTIMIZERS: Registry = Registry("optim")
 SCHEDULES: Registry = Registry("sched")
+
+Optimizer = torch.optim.Optimizer
 
 
 # --- optimizers -----------------------------------------------------------------------------
@@ -43,8 +47,9 @@ class MomentumConfig(SGDConfig):
 
 
 @dataclass
-class NesterovConfig(MomentumConfig):
+class NesterovConfig(OptimConfig):
     name: str = "nesterov"
+    momentum: float = field(default=0.9, metadata=check(gt=0, lt=1))  # Nesterov needs some
 
 
 @dataclass
@@ -70,7 +75,7 @@ class RMSpropConfig(OptimConfig):
     alpha: float = field(default=0.99, metadata=check(ge=0, lt=1))
     eps: float = field(default=1e-8, metadata=check(gt=0))
     momentum: float = field(default=0.0, metadata=check(ge=0, lt=1))
-    centered: bool = False
+    centered: bool = False  # divide by the running std of the gradient, not its RMS
 
 
 @dataclass
@@ -80,18 +85,22 @@ class RMSpropMomentumConfig(RMSpropConfig):
 
 
 @dataclass
-class AdamConfig(OptimConfig):
-    name: str = "adam"
+class AdamFamilyConfig(OptimConfig):
+    """The keys every Adam variant has."""
+
     lr: float = field(default=1e-3, metadata=check(ge=0))
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999], metadata=check(ge=0, lt=1))
     eps: float = field(default=1e-8, metadata=check(gt=0))
-    amsgrad: bool = False
 
     def validate(self, prefix: str) -> None:
-        from dlx.errors import UsageError
-
         if len(self.betas) != 2:
             raise UsageError(f"{prefix}.betas={self.betas}: expected two numbers [beta1, beta2]")
+
+
+@dataclass
+class AdamConfig(AdamFamilyConfig):
+    name: str = "adam"
+    amsgrad: bool = False
 
 
 @dataclass
@@ -101,14 +110,15 @@ class AdamWConfig(AdamConfig):
 
 
 @dataclass
-class NAdamConfig(AdamConfig):
+class NAdamConfig(AdamFamilyConfig):
     name: str = "nadam"
     lr: float = field(default=2e-3, metadata=check(ge=0))
+    momentum_decay: float = field(default=4e-3, metadata=check(ge=0))
     decoupled_weight_decay: bool = False
 
 
 @dataclass
-class RAdamConfig(AdamConfig):
+class RAdamConfig(AdamFamilyConfig):
     name: str = "radam"
     decoupled_weight_decay: bool = False
 
@@ -120,78 +130,88 @@ def param_groups(model: nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:
         return [{"params": params}]
     decay = [p for p in params if p.ndim > 1]
     no_decay = [p for p in params if p.ndim <= 1]
-    return [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
 
 
-def _common(cfg: OptimConfig) -> dict[str, Any]:
-    return {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+def _base(cfg: OptimConfig, model: nn.Module) -> dict[str, Any]:
+    """Arguments every torch optimizer takes: parameter groups, lr, weight decay."""
+    return {"params": param_groups(model, cfg), "lr": cfg.lr, "weight_decay": cfg.weight_decay}
 
 
-def _adam_kwargs(cfg: AdamConfig) -> dict[str, Any]:
-    return {**_common(cfg), "betas": tuple(cfg.betas), "eps": cfg.eps}
+def _adam_family(cfg: AdamFamilyConfig, model: nn.Module) -> dict[str, Any]:
+    return {**_base(cfg, model), "betas": tuple(cfg.betas), "eps": cfg.eps}
 
 
-_OPTIMIZER_FACTORIES: dict[str, tuple[type, Any]] = {
-    "sgd": (
-        SGDConfig,
-        lambda c, p: torch.optim.SGD(p, **_common(c), momentum=c.momentum, dampening=c.dampening),
-    ),
-    "momentum": (
-        MomentumConfig,
-        lambda c, p: torch.optim.SGD(p, **_common(c), momentum=c.momentum, dampening=c.dampening),
-    ),
-    "nesterov": (
-        NesterovConfig,
-        lambda c, p: torch.optim.SGD(p, **_common(c), momentum=c.momentum, nesterov=True),
-    ),
-    "adagrad": (
-        AdagradConfig,
-        lambda c, p: torch.optim.Adagrad(
-            p,
-            **_common(c),
-            lr_decay=c.lr_decay,
-            initial_accumulator_value=c.initial_accumulator_value,
-            eps=c.eps,
-        ),
-    ),
-    "adadelta": (
-        AdadeltaConfig,
-        lambda c, p: torch.optim.Adadelta(p, **_common(c), rho=c.rho, eps=c.eps),
-    ),
-    "rmsprop": (
-        RMSpropConfig,
-        lambda c, p: torch.optim.RMSprop(
-            p, **_common(c), alpha=c.alpha, eps=c.eps, momentum=c.momentum, centered=c.centered
-        ),
-    ),
-    "rmsprop_momentum": (
-        RMSpropMomentumConfig,
-        lambda c, p: torch.optim.RMSprop(
-            p, **_common(c), alpha=c.alpha, eps=c.eps, momentum=c.momentum, centered=c.centered
-        ),
-    ),
-    "adam": (AdamConfig, lambda c, p: torch.optim.Adam(p, **_adam_kwargs(c), amsgrad=c.amsgrad)),
-    "adamw": (AdamWConfig, lambda c, p: torch.optim.AdamW(p, **_adam_kwargs(c), amsgrad=c.amsgrad)),
-    "nadam": (
-        NAdamConfig,
-        lambda c, p: torch.optim.NAdam(
-            p, **_adam_kwargs(c), decoupled_weight_decay=c.decoupled_weight_decay
-        ),
-    ),
-    "radam": (
-        RAdamConfig,
-        lambda c, p: torch.optim.RAdam(
-            p, **_adam_kwargs(c), decoupled_weight_decay=c.decoupled_weight_decay
-        ),
-    ),
-}
-for _name, (_schema, _factory) in _OPTIMIZER_FACTORIES.items():
-    OPTIMIZERS.register(_name, _schema)(
-        lambda cfg, model, _f=_factory: _f(cfg, param_groups(model, cfg))
+@OPTIMIZERS.register("sgd", SGDConfig)
+@OPTIMIZERS.register("momentum", MomentumConfig)
+def sgd(cfg: SGDConfig, model: nn.Module) -> Optimizer:
+    """w -= lr·v with v = momentum·v + (1 - dampening)·g (heavy ball; plain SGD at momentum 0)."""
+    return torch.optim.SGD(**_base(cfg, model), momentum=cfg.momentum, dampening=cfg.dampening)
+
+
+@OPTIMIZERS.register("nesterov", NesterovConfig)
+def nesterov(cfg: NesterovConfig, model: nn.Module) -> Optimizer:
+    """w -= lr·(g + momentum·v): the step looks ahead along the velocity."""
+    return torch.optim.SGD(**_base(cfg, model), momentum=cfg.momentum, nesterov=True)
+
+
+@OPTIMIZERS.register("adagrad", AdagradConfig)
+def adagrad(cfg: AdagradConfig, model: nn.Module) -> Optimizer:
+    return torch.optim.Adagrad(
+        **_base(cfg, model),
+        lr_decay=cfg.lr_decay,
+        initial_accumulator_value=cfg.initial_accumulator_value,
+        eps=cfg.eps,
     )
 
 
-def build_optimizer(node: Any, model: nn.Module) -> torch.optim.Optimizer:
+@OPTIMIZERS.register("adadelta", AdadeltaConfig)
+def adadelta(cfg: AdadeltaConfig, model: nn.Module) -> Optimizer:
+    return torch.optim.Adadelta(**_base(cfg, model), rho=cfg.rho, eps=cfg.eps)
+
+
+@OPTIMIZERS.register("rmsprop", RMSpropConfig)
+@OPTIMIZERS.register("rmsprop_momentum", RMSpropMomentumConfig)
+def rmsprop(cfg: RMSpropConfig, model: nn.Module) -> Optimizer:
+    return torch.optim.RMSprop(
+        **_base(cfg, model),
+        alpha=cfg.alpha,
+        eps=cfg.eps,
+        momentum=cfg.momentum,
+        centered=cfg.centered,
+    )
+
+
+@OPTIMIZERS.register("adam", AdamConfig)
+def adam(cfg: AdamConfig, model: nn.Module) -> Optimizer:
+    """weight_decay is coupled: added to the gradient, then rescaled by the adaptive step."""
+    return torch.optim.Adam(**_adam_family(cfg, model), amsgrad=cfg.amsgrad)
+
+
+@OPTIMIZERS.register("adamw", AdamWConfig)
+def adamw(cfg: AdamWConfig, model: nn.Module) -> Optimizer:
+    """weight_decay is decoupled: w -= lr·wd·w, outside the adaptive step."""
+    return torch.optim.AdamW(**_adam_family(cfg, model), amsgrad=cfg.amsgrad)
+
+
+@OPTIMIZERS.register("nadam", NAdamConfig)
+def nadam(cfg: NAdamConfig, model: nn.Module) -> Optimizer:
+    return torch.optim.NAdam(
+        **_adam_family(cfg, model),
+        momentum_decay=cfg.momentum_decay,
+        decoupled_weight_decay=cfg.decoupled_weight_decay,
+    )
+
+
+@OPTIMIZERS.register("radam", RAdamConfig)
+def radam(cfg: RAdamConfig, model: nn.Module) -> Optimizer:
+    return torch.optim.RAdam(
+        **_adam_family(cfg, model), decoupled_weight_decay=cfg.decoupled_weight_decay
+    )
+
+
+def build_optimizer(node: Any, model: nn.Module) -> Optimizer:
     """The optimizer that config node ``cfg.optim`` describes, over ``model``'s parameters."""
     return OPTIMIZERS.build(node, model)
 
@@ -241,6 +261,17 @@ class OneCycleConfig(SchedConfig):
     pct_start: float = field(default=0.3, metadata=check(gt=0, lt=1))
     div_factor: float = field(default=25.0, metadata=check(gt=0))
     final_div_factor: float = field(default=1e4, metadata=check(gt=0))
+    # momentum (or Adam's beta1) runs opposite to the lr, where the optimizer has momentum
+    cycle_momentum: bool = True
+    base_momentum: float = field(default=0.85, metadata=check(ge=0, lt=1))
+    max_momentum: float = field(default=0.95, metadata=check(ge=0, lt=1))
+
+    def validate(self, prefix: str) -> None:
+        if self.base_momentum > self.max_momentum:
+            raise UsageError(
+                f"{prefix}.base_momentum={self.base_momentum}: must be <= "
+                f"{prefix}.max_momentum={self.max_momentum}"
+            )
 
 
 @dataclass
@@ -261,10 +292,12 @@ class Schedule:
         self.monitor = monitor  # steps with the monitored val metric (plateau)
 
     def step_batch(self) -> None:
+        """After every optimizer step."""
         if self.scheduler is not None and self.per_step:
             self.scheduler.step()
 
     def step_epoch(self, metric: float | None = None) -> None:
+        """After every epoch's validation, with the monitored metric."""
         if self.scheduler is None or self.per_step:
             return
         if self.monitor:
@@ -281,7 +314,8 @@ class Schedule:
 
 
 def warmup_cosine_factor(step: int, warmup: int, total: int, floor: float) -> float:
-    """lr multiplier: linear from 1/warmup to 1 over ``warmup`` steps, then cosine to ``floor``."""
+    """lr multiplier at optimizer step ``step`` (0-based): (step+1)/warmup for the first
+    ``warmup`` steps, then 1 -> ``floor`` along half a cosine over the remaining steps."""
     if step < warmup:
         return (step + 1) / warmup
     t = (step - warmup) / max(1, total - warmup)
@@ -292,33 +326,37 @@ lr_sched = torch.optim.lr_scheduler
 
 
 @SCHEDULES.register("constant", SchedConfig)
-def constant(cfg: SchedConfig, opt, steps_per_epoch: int, epochs: int, mode: str) -> Schedule:
+def constant(cfg: SchedConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str):
     return Schedule(None, per_step=False)
 
 
 @SCHEDULES.register("step", StepConfig)
-def step(cfg: StepConfig, opt, steps_per_epoch: int, epochs: int, mode: str) -> Schedule:
+def step(cfg: StepConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str):
     return Schedule(lr_sched.StepLR(opt, cfg.step_size, cfg.gamma), per_step=False)
 
 
 @SCHEDULES.register("multistep", MultiStepConfig)
-def multistep(cfg: MultiStepConfig, opt, steps_per_epoch: int, epochs: int, mode: str):
+def multistep(cfg: MultiStepConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str):
     return Schedule(lr_sched.MultiStepLR(opt, cfg.milestones, cfg.gamma), per_step=False)
 
 
 @SCHEDULES.register("exponential", ExponentialConfig)
-def exponential(cfg: ExponentialConfig, opt, steps_per_epoch: int, epochs: int, mode: str):
+def exponential(
+    cfg: ExponentialConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str
+):
     return Schedule(lr_sched.ExponentialLR(opt, cfg.gamma), per_step=False)
 
 
 @SCHEDULES.register("cosine", CosineConfig)
-def cosine(cfg: CosineConfig, opt, steps_per_epoch: int, epochs: int, mode: str) -> Schedule:
+def cosine(cfg: CosineConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str):
     total = steps_per_epoch * epochs
     return Schedule(lr_sched.CosineAnnealingLR(opt, total, eta_min=cfg.min_lr), per_step=True)
 
 
 @SCHEDULES.register("warmup_cosine", WarmupCosineConfig)
-def warmup_cosine(cfg: WarmupCosineConfig, opt, steps_per_epoch: int, epochs: int, mode: str):
+def warmup_cosine(
+    cfg: WarmupCosineConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str
+):
     total = steps_per_epoch * epochs
     warm = cfg.warmup * (steps_per_epoch if cfg.warmup_unit == "epochs" else 1)
     base = opt.param_groups[0]["lr"]
@@ -327,8 +365,14 @@ def warmup_cosine(cfg: WarmupCosineConfig, opt, steps_per_epoch: int, epochs: in
     return Schedule(lr_sched.LambdaLR(opt, fn), per_step=True)
 
 
+def has_momentum(opt: Optimizer) -> bool:
+    """Whether the optimizer uses momentum that one-cycle can cycle (momentum > 0, or betas)."""
+    d = opt.defaults
+    return "betas" in d or d.get("momentum", 0) > 0
+
+
 @SCHEDULES.register("onecycle", OneCycleConfig)
-def onecycle(cfg: OneCycleConfig, opt, steps_per_epoch: int, epochs: int, mode: str):
+def onecycle(cfg: OneCycleConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str):
     sched = lr_sched.OneCycleLR(
         opt,
         max_lr=[g["lr"] for g in opt.param_groups],
@@ -336,12 +380,15 @@ def onecycle(cfg: OneCycleConfig, opt, steps_per_epoch: int, epochs: int, mode: 
         pct_start=cfg.pct_start,
         div_factor=cfg.div_factor,
         final_div_factor=cfg.final_div_factor,
+        cycle_momentum=cfg.cycle_momentum and has_momentum(opt),
+        base_momentum=cfg.base_momentum,
+        max_momentum=cfg.max_momentum,
     )
     return Schedule(sched, per_step=True)
 
 
 @SCHEDULES.register("plateau", PlateauConfig)
-def plateau(cfg: PlateauConfig, opt, steps_per_epoch: int, epochs: int, mode: str):
+def plateau(cfg: PlateauConfig, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str):
     sched = lr_sched.ReduceLROnPlateau(
         opt,
         mode=mode,
@@ -354,7 +401,8 @@ def plateau(cfg: PlateauConfig, opt, steps_per_epoch: int, epochs: int, mode: st
 
 
 def build_schedule(
-    node: Any, opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int, mode: str = "max"
+    node: Any, opt: Optimizer, steps_per_epoch: int, epochs: int, mode: str = "max"
 ) -> Schedule:
-    """The schedule that ``cfg.sched`` describes; ``mode`` is the monitored metric's direction."""
+    """The schedule that ``cfg.sched`` describes; ``mode`` is the monitored metric's direction
+    (``trainer.mode``: plateau watches ``trainer.monitor``)."""
     return SCHEDULES.build(node, opt, steps_per_epoch, epochs, mode)

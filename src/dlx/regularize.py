@@ -26,6 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dlx.errors import UsageError
 from dlx.registry import Registry, check
 
 REGULARIZERS: Registry = Registry("regularization")
@@ -73,7 +74,7 @@ class LabelSmoothingConfig:
 class EarlyStoppingConfig:
     monitor: str = "val/loss"
     mode: str = field(default="min", metadata=check(choices=["min", "max"]))
-    patience: int = field(default=5, metadata=check(ge=0))
+    patience: int = field(default=5, metadata=check(ge=1))  # epochs without improvement
     min_delta: float = field(default=0.0, metadata=check(ge=0))
 
 
@@ -106,6 +107,15 @@ def l2_penalty(params: list[Tensor], alpha: float) -> Tensor:
 
 
 @torch.no_grad()
+def clip_gradients(params: list[Tensor], cfg: ClipGradConfig) -> None:
+    """Clip in place: the global ``norm_type`` norm to ``max_norm``, or each entry to ±value."""
+    if cfg.mode == "norm":
+        nn.utils.clip_grad_norm_(params, cfg.max_norm, cfg.norm_type)
+    else:
+        nn.utils.clip_grad_value_(params, cfg.value)
+
+
+@torch.no_grad()
 def apply_maxnorm(params: list[Tensor], c: float) -> None:
     """Rescale each unit's incoming weights (dim 0 rows) whose L2 norm exceeds ``c``."""
     for p in params:
@@ -126,12 +136,12 @@ class EarlyStopping:
         return value > self.best + self.cfg.min_delta
 
     def step(self, metrics: dict[str, float]) -> bool:
-        """Record an epoch's metrics; True when training should stop."""
+        """Record an epoch's metrics; True once ``patience`` epochs in a row did not improve."""
         value = metrics[self.cfg.monitor]
         if self.improved(value):
             self.best, self.wait = value, 0
-        else:
-            self.wait += 1
+            return False
+        self.wait += 1
         return self.wait >= self.cfg.patience
 
     def state_dict(self) -> dict[str, Any]:
@@ -176,6 +186,22 @@ class Regularization:
     def has_penalty(self) -> bool:
         return "l1" in self.cfg or "l2" in self.cfg
 
+    def model_config(self, node: Any) -> Any:
+        """The model's config node with ``dropout`` set to ``regularization.dropout.p``.
+
+        Every model's YAML lists its schema's keys, so a model has dropout layers exactly
+        when its node has a ``dropout`` key."""
+        if self.dropout is None:
+            return node
+        if "dropout" not in node:
+            raise UsageError(
+                f"regularization.dropout: model={node.get('name')} has no dropout layers; "
+                "drop it from the list or pick a model with dropout"
+            )
+        from omegaconf import OmegaConf
+
+        return OmegaConf.merge(node, {"dropout": self.dropout})
+
     def attach(self, model: nn.Module) -> None:
         """Pick the parameters that penalties and constraints touch."""
         for n in ("l1", "l2"):
@@ -193,17 +219,7 @@ class Regularization:
             out["loss/l2"] = l2_penalty(self._penalty_params["l2"], self.cfg["l2"].alpha)
         return out
 
-    def clip_gradients(self, params: list[Tensor]) -> Tensor | None:
-        """Clip in place; return the global gradient norm measured before clipping."""
-        clip = self.clip
-        if clip is None:
-            return None
-        if clip.mode == "norm":
-            return nn.utils.clip_grad_norm_(params, clip.max_norm, clip.norm_type)
-        norm = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-        nn.utils.clip_grad_value_(params, clip.value)
-        return norm
-
     def after_step(self) -> None:
+        """After the optimizer step: project weights back into the max-norm ball."""
         if self._maxnorm_params:
             apply_maxnorm(self._maxnorm_params, self.cfg["maxnorm"].c)

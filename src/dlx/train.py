@@ -31,8 +31,9 @@ from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
 from dlx.errors import RunFailed, UsageError
 from dlx.log import Progress, TensorBoard, flatten, stderr_line, summary_table
-from dlx.models import MODELS, build_model
+from dlx.models import build_model
 from dlx.optim import build_optimizer, build_schedule
+from dlx.optstats import clip_and_measure, histograms, read, total_norm
 from dlx.registry import check, to_schema
 from dlx.regularize import Regularization
 
@@ -57,6 +58,7 @@ class TrainerConfig:
     seed: int = 0
     deterministic: bool = False
     log_every_n_steps: int = field(default=20, metadata=check(ge=1))
+    histogram_every_n_epochs: int = field(default=0, metadata=check(ge=0))  # 0: off
     monitor: str = "val/acc"  # what best.pt tracks
     mode: str = field(default="max", metadata=check(choices=["min", "max"]))
     compile: bool = False
@@ -272,15 +274,7 @@ def _train(
     data = build_data(cfg.data, device)
     info = data.info
     regs = Regularization(cfg.get("regularization"))
-    model_node = cfg.model
-    if regs.dropout is not None:
-        model_cfg = MODELS.parse(model_node)
-        if not hasattr(model_cfg, "dropout"):
-            raise UsageError(
-                f"regularization.dropout: model={model_cfg.name} has no dropout layers; "
-                "drop it from the list or pick a model with dropout"
-            )
-        model_node = OmegaConf.merge(model_node, {"dropout": regs.dropout})
+    model_node = regs.model_config(cfg.model)  # regularization.dropout.p -> model.dropout
     raw_model = build_model(model_node, info).to(device)
     if trainer.channels_last and info.kind == "image":
         raw_model = raw_model.to(memory_format=torch.channels_last)
@@ -301,6 +295,7 @@ def _train(
         raise UsageError(f"augment: data={info.name} is a sequence task; use augment=none")
     inputs = Inputs(info, device, trainer.channels_last)
     objective = Objective(info, regs.label_smoothing)
+    eval_objective = Objective(info)  # val/test losses: plain, comparable across runs
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
 
     # Resume: everything the checkpoint carries.
@@ -378,17 +373,15 @@ def _train(
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(total).backward()
                 log_now = (state.step + 1) % log_every == 0
-                grad_norm = None
-                if regs.clip is not None:
-                    scaler.unscale_(optimizer)
-                    grad_norm = regs.clip_gradients(params)
-                elif log_now:
-                    grad_norm = nn.utils.get_total_norm(
-                        [p.grad for p in params if p.grad is not None]
-                    )
+                if regs.clip is not None or log_now:
+                    scaler.unscale_(optimizer)  # clip and measure the true gradients
+                opt_stats = clip_and_measure(params, regs.clip, measure=log_now)
                 scaler.step(optimizer)
                 scaler.update()
                 regs.after_step()
+                if log_now:  # the lr this step used, before the schedule moves it
+                    opt_stats["opt/lr"] = optimizer.param_groups[0]["lr"]
+                    opt_stats["opt/weight_norm"] = total_norm(params)
                 schedule.step_batch()
                 state.step += 1
 
@@ -399,7 +392,8 @@ def _train(
                 window_seen += n
 
                 if log_now:  # the only host sync of a step, every log_every steps
-                    value = loss.item()
+                    logged = read({"train/loss": loss, **penalties, **opt_stats})
+                    value = logged["train/loss"]
                     if not math.isfinite(value):
                         raise Diverged(
                             f"non-finite loss at step {state.step}; "
@@ -408,12 +402,9 @@ def _train(
                     state.last_finite_loss = value
                     elapsed = time.perf_counter() - window_start
                     scalars = {
-                        "train/loss": value,
-                        "opt/lr": optimizer.param_groups[0]["lr"],
-                        "opt/grad_norm": float(grad_norm) if grad_norm is not None else 0.0,
+                        **logged,
                         "perf/samples_per_s": window_seen / max(elapsed, 1e-9),
                     }
-                    scalars.update({k: v.item() for k, v in penalties.items()})
                     tb.scalars(scalars, state.step)
                     progress.update(
                         i + 1 - last_logged,
@@ -436,7 +427,9 @@ def _train(
                 )
             metrics = {"train/loss": train_loss, "train/acc": correct.item() / max(seen, 1)}
             metrics.update(
-                evaluate(model, data, "val", inputs, objective, autocast, trainer.limit_val_batches)
+                evaluate(
+                    model, data, "val", inputs, eval_objective, autocast, trainer.limit_val_batches
+                )
             )
             state.epoch = epoch + 1
             state.metrics = metrics
@@ -447,6 +440,9 @@ def _train(
                 ("train/loss_epoch" if k == "train/loss" else k): v for k, v in metrics.items()
             }
             tb.scalars({**epoch_tags, "epoch": float(state.epoch)}, state.step)
+            every = trainer.histogram_every_n_epochs
+            if every and state.epoch % every == 0:
+                tb.histograms(histograms(raw_model), state.step)
             progress.update(steps_per_epoch - last_logged, {})
             progress.end_epoch(metrics)
             if is_better(monitored, state.best, trainer.mode):
@@ -477,7 +473,7 @@ def _train(
     # ---- test with the best checkpoint ----
     best = checkpoint.load(ckpt_dir / "best.pt")
     raw_model.load_state_dict(best["model"])
-    test = evaluate(model, data, "test", inputs, objective, autocast)
+    test = evaluate(model, data, "test", inputs, eval_objective, autocast)
     tb.scalars(test, state.step)
     _fill(summary, state)
     summary["metrics"].update(test)
