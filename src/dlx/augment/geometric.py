@@ -54,8 +54,7 @@ def flip(cfg: FlipConfig, info: DataInfo) -> Op:
 
 
 # --- crop -------------------------------------------------------------------------------------
-PAD_MODES = {"zeros": ("constant", "constant"), "reflect": ("reflect", "reflect"),
-             "replicate": ("replicate", "edge")}  # fmt: skip  # torch name, torchvision name
+PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge"}  # torchvision
 
 
 @dataclass
@@ -65,14 +64,30 @@ class CropConfig:
     padding_mode: str = field(default="zeros", metadata=check(choices=list(PAD_MODES)))
 
 
+def _source(i: Tensor, size: int, mode: str) -> Tensor:
+    """Indices ``i`` (may fall outside [0, size)) mapped into the image as padding reads them."""
+    if mode == "reflect":
+        i = i.abs()
+        i = torch.where(i >= size, 2 * (size - 1) - i, i)
+    return i.clamp(0, size - 1)
+
+
 def crop_offsets(x: Tensor, pad: int, top: Tensor, left: Tensor, mode: str) -> Tensor:
-    """Each sample's H x W window of ``x`` padded by ``pad``, starting at (top, left)."""
+    """Each sample's H x W window of ``x`` padded by ``pad``, starting at (top, left).
+
+    One gather from the unpadded batch with per-sample flat indices (no padded copy): zeros
+    padding masks what falls outside, replicate clamps, reflect mirrors the indices.
+    """
     n, c, h, w = x.shape
-    xp = F.pad(x, (pad,) * 4, mode=PAD_MODES[mode][0]) if pad else x
-    rows = (top[:, None] + torch.arange(h, device=x.device)).view(n, 1, h, 1)
-    xp = xp.gather(2, rows.expand(n, c, h, w + 2 * pad))
-    cols = (left[:, None] + torch.arange(w, device=x.device)).view(n, 1, 1, w)
-    return xp.gather(3, cols.expand(n, c, h, w))
+    rows = top[:, None] - pad + torch.arange(h, device=x.device)  # (N, H) source rows
+    cols = left[:, None] - pad + torch.arange(w, device=x.device)  # (N, W)
+    idx = _source(rows, h, mode)[:, :, None] * w + _source(cols, w, mode)[:, None, :]
+    out = x.reshape(n, c, h * w).gather(2, idx.view(n, 1, h * w).expand(n, c, h * w))
+    out = out.view(n, c, h, w)
+    if mode == "zeros":
+        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
+        out.masked_fill_(~inside[:, None], 0)
+    return out
 
 
 @AUGMENTS.register("crop", CropConfig)
@@ -90,7 +105,7 @@ def crop(cfg: CropConfig, info: DataInfo) -> Op:
 
     from torchvision.transforms import v2
 
-    t = v2.RandomCrop(info.image_size, padding=pad, padding_mode=PAD_MODES[cfg.padding_mode][1])
+    t = v2.RandomCrop(info.image_size, padding=pad, padding_mode=PAD_MODES[cfg.padding_mode])
     return Op(apply, v2.RandomApply([t], p=cfg.p))
 
 
