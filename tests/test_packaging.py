@@ -13,9 +13,20 @@ from conftest import QUICK, REPO
 def test_non_editable_install_trains_from_another_folder(tmp_path: Path):
     target = tmp_path / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-         str(target), str(REPO)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(target),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert build.returncode == 0, build.stderr
     assert (target / "dlx" / "conf" / "config.yaml").is_file()
@@ -26,12 +37,19 @@ def test_non_editable_install_trains_from_another_folder(tmp_path: Path):
     # -S-free check that the installed copy, not the source tree, is the one imported
     where = subprocess.run(
         [sys.executable, "-c", "import dlx; print(dlx.__file__)"],
-        cwd=work, env=env, capture_output=True, text=True,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert where.stdout.startswith(str(target)), where.stdout
     r = subprocess.run(
         [sys.executable, "-m", "dlx", "train", "+experiment=lenet", *QUICK],
-        cwd=work, env=env, capture_output=True, text=True, timeout=300,
+        cwd=work,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert list((work / "outputs" / "runs").glob("*/summary.json"))

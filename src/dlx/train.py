@@ -27,6 +27,8 @@ from torch import Tensor, nn
 
 from dlx import checkpoint
 from dlx.augment import build_augment
+from dlx.augment.preview import log_preview
+from dlx.augment.tta import TTA, tta_forward
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
 from dlx.errors import RunFailed, UsageError
@@ -64,6 +66,7 @@ class TrainerConfig:
     compile: bool = False
     channels_last: bool = False
     progress: bool = True
+    tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
 
 
 class Diverged(Exception):
@@ -174,8 +177,9 @@ def evaluate(
     objective: Objective,
     autocast: Any,
     limit: int | None = None,
+    tta: str = "none",
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``split`` (never augmented)."""
+    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in)."""
     model.eval()
     device = inputs.mean.device
     loss_sum = torch.zeros((), device=device)
@@ -186,7 +190,7 @@ def evaluate(
             break
         x, y = inputs(xb, yb)
         with autocast():
-            out = model(x)
+            out = tta_forward(model, x, tta)
         loss_sum += objective.loss(out, y) * len(y)
         correct += objective.correct(out, y)
         n += len(y)
@@ -290,9 +294,12 @@ def _train(
     schedule = build_schedule(
         cfg.sched, optimizer, steps_per_epoch, trainer.max_epochs, mode=trainer.mode
     )
-    augment = build_augment(cfg.get("augment"), info, device, seed=trainer.seed)
-    if augment is not None and info.kind != "image":
-        raise UsageError(f"augment: data={info.name} is a sequence task; use augment=none")
+    augment = build_augment(cfg.get("augment"), info, device, seed=trainer.seed, data=data)
+    if (cfg.get("augment") or trainer.tta != "none") and info.kind != "image":
+        raise UsageError(
+            f"augment, trainer.tta: data={info.name} is a sequence task; "
+            "use augment=none trainer.tta=none"
+        )
     inputs = Inputs(info, device, trainer.channels_last)
     objective = Objective(info, regs.label_smoothing)
     eval_objective = Objective(info)  # val/test losses: plain, comparable across runs
@@ -320,6 +327,8 @@ def _train(
     tb.hparams_start(hparams)
     if not resume:
         tb.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "\n```")
+        if cfg.get("augment"):
+            log_preview(tb, data, augment, trainer.seed)
 
     def save(name: str) -> None:
         checkpoint.save(
@@ -428,7 +437,14 @@ def _train(
             metrics = {"train/loss": train_loss, "train/acc": correct.item() / max(seen, 1)}
             metrics.update(
                 evaluate(
-                    model, data, "val", inputs, eval_objective, autocast, trainer.limit_val_batches
+                    model,
+                    data,
+                    "val",
+                    inputs,
+                    eval_objective,
+                    autocast,
+                    trainer.limit_val_batches,
+                    trainer.tta,
                 )
             )
             state.epoch = epoch + 1
@@ -473,7 +489,7 @@ def _train(
     # ---- test with the best checkpoint ----
     best = checkpoint.load(ckpt_dir / "best.pt")
     raw_model.load_state_dict(best["model"])
-    test = evaluate(model, data, "test", inputs, eval_objective, autocast)
+    test = evaluate(model, data, "test", inputs, eval_objective, autocast, tta=trainer.tta)
     tb.scalars(test, state.step)
     _fill(summary, state)
     summary["metrics"].update(test)
@@ -515,6 +531,6 @@ def evaluate_run(cfg: DictConfig, run_dir: Path, which: str = "best.pt") -> dict
     objective = Objective(data.info)
     dtype = AUTOCAST[trainer.precision]
     autocast = (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else nullcontext
-    metrics = evaluate(model, data, "val", inputs, objective, autocast)
-    metrics.update(evaluate(model, data, "test", inputs, objective, autocast))
+    metrics = evaluate(model, data, "val", inputs, objective, autocast, tta=trainer.tta)
+    metrics.update(evaluate(model, data, "test", inputs, objective, autocast, tta=trainer.tta))
     return metrics

@@ -1,0 +1,119 @@
+"""Augmentation: the ``augment`` config group, several options at once, applied to whole
+batches on the training device with a draw per sample.
+
+Choose a list, each option's keys under ``augment.<name>.``:
+``'augment=[flip,crop,cutout]' augment.cutout.size=0.25``. Presets are files of the group
+that set several options: ``standard`` (flip + crop), ``strong`` (flip + crop +
+trivialaugment + cutout + cutmix); ``'augment=[standard,mixup]'`` adds to one.
+
+Whatever order the list names them in, options apply in this fixed order (``ORDER``):
+
+1. geometric: ``crop`` (pad + random window), ``flip``, ``rotate``, ``affine``;
+2. learned policies: ``autoaugment``, ``randaugment``, ``trivialaugment``;
+3. colour: ``color``, ``blur``, ``noise``;
+4. erasing: ``cutout``;
+5. multi-sample: ``mixup``, then ``cutmix`` (soft targets).
+
+That is the order of torchvision's reference recipes: crops and flips first, policies on the
+cropped image, erasing after, batch mixing last. The loop feeds floats in [0, 1] (before
+normalisation); every op keeps shape, dtype and range. Evaluation is never augmented; the
+opt-in ``trainer.tta=flip`` averages the logits of x and its mirror image (``dlx.augment.tta``).
+
+In-memory datasets are augmented here, batched on the device. Datasets read through a
+DataLoader (``imagefolder``) get each option's torchvision v2 twin per sample in the loader's
+workers instead, and only the batch-level ``mixup``/``cutmix`` run here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dlx.augment import color, erase, geometric, mix, policies  # noqa: F401  (registration)
+from dlx.augment.base import AUGMENTS, Op, Rng
+from dlx.data.base import DataInfo
+
+ORDER = [
+    "crop",
+    "flip",
+    "rotate",
+    "affine",
+    "autoaugment",
+    "randaugment",
+    "trivialaugment",
+    "color",
+    "blur",
+    "noise",
+    "cutout",
+    "mixup",
+    "cutmix",
+]
+#: options that need a whole batch: they stay on the device even on the DataLoader path
+BATCH_ONLY = ("mixup", "cutmix")
+
+__all__ = ["AUGMENTS", "ORDER", "Augmenter", "build_augment"]
+
+
+class Augmenter:
+    """The chosen ops in ``ORDER``, drawing from seeded generators: one on the training
+    device (per-sample parameters) and one on the CPU (choices the host must know)."""
+
+    def __init__(self, ops: list[tuple[str, Op]], device: torch.device, seed: int) -> None:
+        self.ops = ops
+        self.device = torch.device(device)
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+        self.cpu_generator = torch.Generator().manual_seed(seed)
+        self.rng = Rng(self.generator, self.cpu_generator)
+
+    @property
+    def names(self) -> list[str]:
+        return [n for n, _ in self.ops]
+
+    def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        for _, op in self.ops:
+            x, y = op.batch(x, y, self.rng)
+        return x, y
+
+    def fork(self, seed: int) -> Augmenter:
+        """The same ops with fresh generators: draws that leave this one's streams alone."""
+        return Augmenter(self.ops, self.device, seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"generator": self.generator.get_state(), "cpu": self.cpu_generator.get_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.generator.set_state(state["generator"])
+        if "cpu" in state:
+            self.cpu_generator.set_state(state["cpu"])
+
+
+def parse_ops(node: Any, info: DataInfo) -> list[tuple[str, Op]]:
+    """The options ``node`` (``cfg.augment``) chooses, checked and built, in ``ORDER``."""
+    names = list(node.keys()) if node else []
+    for n in names:
+        AUGMENTS.get(n)  # unknown names fail here, with the allowed list
+    ops = []
+    for n in sorted(names, key=ORDER.index):
+        cfg = AUGMENTS.parse(node[n], n, prefix=f"augment.{n}")
+        ops.append((n, AUGMENTS.get(n).builder(cfg, info)))
+    return ops
+
+
+def build_augment(
+    node: Any, info: DataInfo, device: torch.device, seed: int, data: Any = None
+) -> Augmenter | None:
+    """The pipeline ``cfg.augment`` describes, or None when nothing runs on the device.
+
+    When ``data`` takes per-sample transforms (it has ``train_transform``: a DataLoader
+    path), the per-sample options go there as torchvision v2 transforms instead.
+    """
+    ops = parse_ops(node, info)
+    if data is not None and hasattr(data, "train_transform") and ops:
+        from torchvision.transforms import v2
+
+        per_sample = [op.sample for n, op in ops if n not in BATCH_ONLY]
+        data.train_transform = v2.Compose(per_sample) if per_sample else None
+        ops = [(n, op) for n, op in ops if n in BATCH_ONLY]
+    return Augmenter(ops, device, seed) if ops else None
