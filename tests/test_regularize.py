@@ -232,7 +232,9 @@ def test_dropout_sets_the_models_dropout_probability():
     r = Regularization(OmegaConf.create({"dropout": {"p": 0.3}}))
     node = r.model_config(OmegaConf.create({"name": "lenet", "arch": "lenet5", "dropout": 0.0}))
     assert node.dropout == 0.3
-    info = SimpleNamespace(image_size=32, channels=1, num_classes=10)
+    from dlx.data.base import DataInfo
+
+    info = DataInfo(name="digits", kind="image", num_classes=10, channels=1, image_size=32)
     drops = [m for m in build_model(node, info).modules() if isinstance(m, nn.Dropout)]
     assert drops and all(m.p == 0.3 for m in drops)
     with pytest.raises(UsageError, match=r"regularization\.dropout: model=plain has no dropout"):
