@@ -7,7 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+
+from dlx import sweep
 
 # A short random tag in run dir names, so two runs started in the same second never collide.
 if not OmegaConf.has_resolver("dlx_uid"):
@@ -29,10 +32,26 @@ def train(cfg: DictConfig) -> float | None:
 
     hc = HydraConfig.get()
     LAST.clear()
+    run_dir = Path(hc.runtime.output_dir)
     try:
-        summary = run(cfg, Path(hc.runtime.output_dir))
+        if hc.mode == RunMode.MULTIRUN:  # a sweep trial: skip if done, resume if cut short
+            summary = sweep_trial(cfg, run_dir, hc)
+        else:
+            summary = run(cfg, run_dir)
     except UsageError as e:  # reported by the CLI as one line, exit 2
         ERRORS.append(e)
         return None
     LAST.update(summary)
-    return summary["metrics"].get("val/acc")
+    return sweep.objective(summary, cfg.trainer.get("monitor", "val/acc"))
+
+
+def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
+    """One trial of a sweep: the recorded summary of a finished earlier run, else a run."""
+    from dlx.train import run
+
+    overrides = list(hc.overrides.task)
+    summary = sweep.recorded(run_dir, overrides)
+    if summary is not None:
+        return summary
+    sweep.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
+    return run(cfg, run_dir, resume=sweep.start_trial(run_dir, overrides))

@@ -67,7 +67,14 @@ def cmd_train(args: list[str]) -> int:
     multirun = any(a in ("-m", "--multirun") for a in args)
     if app.ERRORS and not multirun:
         raise app.ERRORS[-1]
-    if multirun or not app.LAST:
+    if multirun:
+        from dlx import sweep
+
+        code = sweep.exit_code()
+        if code and app.ERRORS:  # every trial failed on bad usage (trials run in-process)
+            raise app.ERRORS[-1]
+        return code
+    if not app.LAST:
         return 0
     _summary_error(app.LAST)
     return exit_code(app.LAST)

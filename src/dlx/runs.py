@@ -112,6 +112,10 @@ def print_runs(root: Path, sort: str | None = None, console: Console | None = No
         console.width = max(console.width, 200)
     if not Path(root).exists():
         raise UsageError(f"DIR={root}: no such folder")
+    from dlx.sweep import is_sweep_dir, print_leaderboard
+
+    if is_sweep_dir(root):  # a sweep's own dir: its leaderboard
+        return print_leaderboard(Path(root), console)
     runs = [read_run(d) for d in find_runs(root)]
     if sort:
 

@@ -499,6 +499,7 @@ def _train(
 def _fill(summary: dict[str, Any], state: State) -> None:
     summary["epochs"] = state.epoch
     summary["best_epoch"] = state.best_epoch
+    summary["best_value"] = state.best  # the monitored metric at best_epoch: a sweep's objective
     summary["metrics"] = dict(state.metrics)
 
 
