@@ -58,8 +58,16 @@ def test_default_run_leaves_summary_checkpoints_and_tensorboard(dlx):
     assert (run / "checkpoints" / "best.pt").is_file()
     assert (run / ".hydra" / "config.yaml").is_file()
     tags = scalar_tags(run)
-    for tag in ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc",
-                "opt/lr", "opt/grad_norm"):
+    for tag in (
+        "train/loss",
+        "train/acc",
+        "val/loss",
+        "val/acc",
+        "test/loss",
+        "test/acc",
+        "opt/lr",
+        "opt/grad_norm",
+    ):
         assert tag in tags, tag
     assert len(tags["train/loss"]) == 6  # 2 epochs x 3 steps, logged every step
     steps = [s for s, _ in tags["train/loss"]]
@@ -76,9 +84,7 @@ def test_hparams_session_written_into_the_runs_own_event_file(dlx):
     acc = EventAccumulator(str(run))
     acc.Reload()
     content = acc.PluginTagToContent(metadata.PLUGIN_NAME)
-    start = metadata.parse_session_start_info_plugin_data(
-        content[metadata.SESSION_START_INFO_TAG]
-    )
+    start = metadata.parse_session_start_info_plugin_data(content[metadata.SESSION_START_INFO_TAG])
     assert start.hparams["optim.lr"].number_value == pytest.approx(0.003)
     assert start.hparams["model.name"].string_value == "lenet"
     end = metadata.parse_session_end_info_plugin_data(content[metadata.SESSION_END_INFO_TAG])
