@@ -59,6 +59,22 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
     atomic_write(path, lambda f: f.write(text.encode()))
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def _reason(text: str) -> str:
+    """The offending global from torch's weights-only error, else its first line."""
+    import re
+
+    m = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if m:
+        return f"it would import {m.group(1)}"
+    m = re.search(r"Unsupported operand \d+", text)
+    return m.group(0) if m else text.splitlines()[0]
+
+
 def load(path: Path) -> dict[str, Any]:
     """Read a checkpoint with ``weights_only=True``; any problem is one line naming the file."""
     import pickle
@@ -71,13 +87,15 @@ def load(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunFailed(
-            f"checkpoint {path}: refused, it holds more than tensors and plain data ({first})"
-        ) from None
-    except (RuntimeError, EOFError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise RunFailed(f"checkpoint {path}: unreadable or truncated ({first})") from None
+        text = str(e).strip()
+        if "Weights only load failed" in text or "Unsupported global" in text:
+            reason = _reason(text)
+            raise RunFailed(
+                f"checkpoint {path}: refused, it holds more than tensors and plain data ({reason})"
+            ) from None
+        raise RunFailed(f"checkpoint {path}: not a checkpoint ({_first_line(e)})") from None
+    except (RuntimeError, EOFError, ValueError, OSError, KeyError, IndexError) as e:
+        raise RunFailed(f"checkpoint {path}: unreadable or truncated ({_first_line(e)})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise RunFailed(f"checkpoint {path}: not a dlx checkpoint (no 'model' entry)")
     return state

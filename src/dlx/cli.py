@@ -52,9 +52,14 @@ def cmd_train(args: list[str]) -> int:
     from dlx.hydra_errors import hydra_error_line
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
+    from hydra.core.global_hydra import GlobalHydra
+
     from dlx import app
 
     sys.argv = ["dlx", *args]
+    app.LAST.clear()
+    app.ERRORS.clear()
+    GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
     try:
         app.train()
     except (UsageError, RunFailed):
@@ -91,13 +96,27 @@ def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
     return run_dir, args[1:]
 
 
+#: statuses a resume leaves alone: the run is over
+FINISHED = ("completed", "stopped_early")
+
+
 def cmd_resume(args: list[str]) -> int:
+    """Continue RUN_DIR from ``checkpoints/last.pt``; a finished run is reported, not rerun."""
+    import json
+
     from dlx.runs import load_run_config
     from dlx.train import run
 
     run_dir, rest = _run_dir_arg("resume", args)
     if rest:
         raise UsageError("dlx resume takes only RUN_DIR: a resumed run keeps its saved config")
+    try:
+        status = json.loads((run_dir / "summary.json").read_text()).get("status")
+    except (OSError, ValueError, AttributeError):
+        status = None  # killed before its summary: resume
+    if status in FINISHED:
+        print(f"dlx resume: {run_dir} already finished (status {status}); nothing to resume")
+        return 0
     summary = run(load_run_config(run_dir), run_dir, resume=True)
     _summary_error(summary)
     return exit_code(summary)
@@ -136,16 +155,20 @@ def cmd_summary(args: list[str]) -> int:
     return 0
 
 
-def cmd_tb(args: list[str]) -> int:
-    root = Path(args[0]) if args and not args[0].startswith("-") else Path("outputs")
-    extra = args[1:] if args and not args[0].startswith("-") else args
+def tb_argv(args: list[str]) -> list[str]:
+    """The command ``dlx tb [DIR] [TENSORBOARD FLAGS]`` runs: bound to 127.0.0.1 unless the
+    flags name a host (``--host``, ``--bind_all``)."""
+    root = args[0] if args and not args[0].startswith("-") else "outputs"
+    extra = args[1:] if args and not args[0].startswith("-") else list(args)
     if not any(a.startswith("--host") or a == "--bind_all" for a in extra):
         extra = ["--host", "127.0.0.1", *extra]
-    root.mkdir(parents=True, exist_ok=True)
-    os.execv(
-        sys.executable,
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(root), *extra],
-    )
+    return [sys.executable, "-m", "tensorboard.main", "--logdir", root, *extra]
+
+
+def cmd_tb(args: list[str]) -> int:
+    argv = tb_argv(args)
+    Path(argv[argv.index("--logdir") + 1]).mkdir(parents=True, exist_ok=True)
+    os.execv(argv[0], argv)
     return 0  # not reached
 
 

@@ -62,12 +62,24 @@ def unknown_key(key: str, args: list[str]) -> str:
     return f"{key}: unknown key; allowed keys {where}: {', '.join(keys)}"
 
 
+def _raised_in_hydra(e: BaseException) -> bool:
+    """Whether ``e`` was raised inside Hydra's own code (its parser, its defaults list)."""
+    tb = e.__traceback__
+    last = None
+    while tb is not None:
+        last, tb = tb, tb.tb_next
+    return last is not None and "/hydra/" in last.tb_frame.f_code.co_filename
+
+
 def hydra_error_line(e: Exception, args: list[str]) -> str | None:
     """One line for an exception Hydra raised while composing; None if it is not one."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     if not isinstance(e, HydraException | OmegaConfBaseException):
+        if isinstance(e, ValueError) and _raised_in_hydra(e):  # e.g. the override '=5'
+            bad = [a for a in args if a.startswith("=")] or args
+            return f"cannot use override '{bad[-1]}': {_first_line(str(e))} (expected key=value)"
         return None
     text = str(e)
     m = re.search(r"Could not (?:find|load) '([^']+)/([^'/]+)'", text)

@@ -34,7 +34,7 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 HPARAMS_STATUS = {
     "completed": "STATUS_SUCCESS",
     "stopped_early": "STATUS_SUCCESS",
-    "interrupted": "STATUS_ABORTED",
+    "interrupted": "STATUS_RUNNING",  # resumable; the enum has no "aborted"
 }
 
 

@@ -9,12 +9,12 @@ logging intervals, so a step never waits on the host.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import signal
 import time
 import traceback
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,10 +34,12 @@ from dlx.data.base import DataInfo, DataModule
 from dlx.errors import RunFailed, UsageError
 from dlx.log import Progress, TensorBoard, flatten, stderr_line, summary_table
 from dlx.models import build_model
+from dlx.nonfinite import Diverged, NonFiniteGuard, masked_step, zero_nonfinite_grads
 from dlx.optim import build_optimizer, build_schedule
 from dlx.optstats import clip_and_measure, histograms, read, total_norm
 from dlx.registry import check, to_schema
 from dlx.regularize import Regularization
+from dlx.state import EpochMeter, State, maybe_test_kill, restore, snapshot
 
 #: the config's top-level keys: one per group
 ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "trainer")
@@ -67,10 +69,8 @@ class TrainerConfig:
     channels_last: bool = False
     progress: bool = True
     tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
-
-
-class Diverged(Exception):
-    """The loss became non-finite."""
+    checkpoint_every_n_steps: int | None = field(default=None, metadata=check(ge=1))
+    on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))
 
 
 class Interrupted(Exception):
@@ -155,18 +155,6 @@ class Inputs:
         return x.contiguous(memory_format=self.memory_format), y
 
 
-@dataclass
-class State:
-    """Counters and best-so-far that a checkpoint carries."""
-
-    epoch: int = 0  # epochs completed
-    step: int = 0  # optimizer steps taken
-    best: float | None = None
-    best_epoch: int = 0
-    last_finite_loss: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
-
-
 # --- evaluation -----------------------------------------------------------------------------
 @torch.inference_mode()
 def evaluate(
@@ -178,8 +166,10 @@ def evaluate(
     autocast: Any,
     limit: int | None = None,
     tta: str = "none",
+    check_stop: Callable[[], None] | None = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in)."""
+    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in);
+    ``check_stop`` is called after each batch (it raises to stop, e.g. on Ctrl-C)."""
     model.eval()
     device = inputs.mean.device
     loss_sum = torch.zeros((), device=device)
@@ -194,6 +184,8 @@ def evaluate(
         loss_sum += objective.loss(out, y) * len(y)
         correct += objective.correct(out, y)
         n += len(y)
+        if check_stop is not None:
+            check_stop()
     n = max(n, 1)
     return {f"{split}/loss": loss_sum.item() / n, f"{split}/acc": correct.item() / n}
 
@@ -305,48 +297,45 @@ def _train(
     eval_objective = Objective(info)  # val/test losses: plain, comparable across runs
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
 
-    # Resume: everything the checkpoint carries.
+    # Resume: everything the checkpoint carries (model, optimizer, schedule, scaler, augment
+    # generator, early stopping, counters, in-epoch sums, every random stream).
+    parts = {
+        "model": raw_model,
+        "optimizer": optimizer,
+        "schedule": schedule,
+        "scaler": scaler,
+        "augment": augment,
+        "early_stopping": regs.early_stopping,
+    }
+    meter = EpochMeter(device)
     state = State()
     ckpt_dir = run_dir / "checkpoints"
-    if resume and (ckpt_dir / "last.pt").exists():
-        ck = checkpoint.load(ckpt_dir / "last.pt")
-        raw_model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        schedule.load_state_dict(ck.get("schedule", {}))
-        scaler.load_state_dict(ck.get("scaler", {})) if ck.get("scaler") else None
-        if augment is not None and "augment" in ck:
-            augment.load_state_dict(ck["augment"])
-        if regs.early_stopping is not None and "early_stopping" in ck:
-            regs.early_stopping.load_state_dict(ck["early_stopping"])
-        state = State(**ck["state"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        random.setstate(_to_tuple(ck["rng"]["python"]))
+    resumed = resume and (ckpt_dir / "last.pt").exists()
+    if resumed:
+        state = restore(checkpoint.load(ckpt_dir / "last.pt"), parts, meter)
+    guard = NonFiniteGuard(device, trainer.on_nonfinite, state.last_finite_loss, state.skipped)
 
-    tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step if resume else None)
-    hparams = flatten(OmegaConf.to_container(cfg, resolve=True))
-    tb.hparams_start(hparams)
+    # TensorBoard: a resume drops events logged after the checkpoint (no duplicated steps).
+    tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step + 1 if resume else None)
+    tb.hparams_start(flatten(OmegaConf.to_container(cfg, resolve=True)))
     if not resume:
         tb.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "\n```")
         if cfg.get("augment"):
             log_preview(tb, data, augment, trainer.seed)
 
-    def save(name: str) -> None:
-        checkpoint.save(
-            ckpt_dir / name,
-            {
-                "model": raw_model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "schedule": schedule.state_dict(),
-                "scaler": scaler.state_dict(),
-                "augment": augment.state_dict() if augment is not None else {},
-                "early_stopping": (regs.early_stopping.state_dict() if regs.early_stopping else {}),
-                "state": state.__dict__,
-                "rng": {"torch": torch.get_rng_state(), "python": list(random.getstate())},
-                "config": OmegaConf.to_container(cfg, resolve=True),
-            },
-        )
+    def sync_guard() -> None:  # raises Diverged; never save a non-finite step's weights
+        state.last_finite_loss, state.skipped = guard.check()
 
-    # Ctrl-C / SIGTERM finish the current step, then stop with a checkpoint.
+    def save(name: str) -> None:
+        sync_guard()
+        if name == "last.pt":
+            tb.flush()  # events up to this step reach disk before the checkpoint does
+        ck = snapshot(parts, state, meter, OmegaConf.to_container(cfg, resolve=True))
+        checkpoint.save(ckpt_dir / name, ck)
+        if name == "last.pt":
+            maybe_test_kill(state.step)
+
+    # Ctrl-C / SIGTERM finish the current step (or validation batch), then stop with last.pt.
     stop_signal: list[int] = []
 
     def on_signal(signum: int, frame: Any) -> None:
@@ -354,23 +343,32 @@ def _train(
             raise KeyboardInterrupt
         stop_signal.append(signum)
 
+    def check_stop() -> None:
+        if stop_signal:
+            raise Interrupted(stop_signal[0])
+
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
-    log_every = trainer.log_every_n_steps
+    log_every, ckpt_every = trainer.log_every_n_steps, trainer.checkpoint_every_n_steps
+    skip_nonfinite = trainer.on_nonfinite == "skip"
     stopped_early = False
     try:
         for epoch in range(state.epoch, trainer.max_epochs):
-            # ---- train one epoch ----
+            # ---- train one epoch (from batch state.batch when resuming mid-epoch) ----
             model.train()
+            first = state.batch
+            if first == 0:
+                meter.reset()
             progress.start_epoch(epoch, trainer.max_epochs, steps_per_epoch)
-            loss_sum = torch.zeros((), device=device)
-            correct = torch.zeros((), device=device, dtype=torch.long)
-            seen = 0
-            window_start, window_seen, last_logged = time.perf_counter(), 0, 0
+            window_start, window_seen, last_logged = time.perf_counter(), 0, first
             batches = data.batches(
-                "train", shuffle=True, seed=trainer.seed * 100_003 + epoch, drop_last=True
+                "train",
+                shuffle=True,
+                seed=trainer.seed * 100_003 + epoch,
+                drop_last=True,
+                start=first,
             )
-            for i, (xb, yb) in enumerate(batches):
+            for i, (xb, yb) in enumerate(batches, start=first):
                 if i >= steps_per_epoch:
                     break
                 x, y = inputs(xb, yb, augment)
@@ -381,11 +379,17 @@ def _train(
                 total = loss + sum(penalties.values()) if penalties else loss
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(total).backward()
+                finite = guard.observe(total, state.step + 1)
                 log_now = (state.step + 1) % log_every == 0
+                if skip_nonfinite:
+                    zero_nonfinite_grads(params, finite)
                 if regs.clip is not None or log_now:
                     scaler.unscale_(optimizer)  # clip and measure the true gradients
                 opt_stats = clip_and_measure(params, regs.clip, measure=log_now)
-                scaler.step(optimizer)
+                if skip_nonfinite:  # a non-finite step changes nothing, without a host sync
+                    masked_step(optimizer, params, finite, scaler.step)
+                else:
+                    scaler.step(optimizer)
                 scaler.update()
                 regs.after_step()
                 if log_now:  # the lr this step used, before the schedule moves it
@@ -393,27 +397,21 @@ def _train(
                     opt_stats["opt/weight_norm"] = total_norm(params)
                 schedule.step_batch()
                 state.step += 1
-
-                n = len(yb)
-                loss_sum += loss.detach() * n
-                correct += objective.correct(out.detach(), y)
-                seen += n
-                window_seen += n
+                state.batch = i + 1
+                meter.add(loss, objective.correct(out.detach(), y), len(yb), finite)
+                window_seen += len(yb)
 
                 if log_now:  # the only host sync of a step, every log_every steps
+                    sync_guard()
                     logged = read({"train/loss": loss, **penalties, **opt_stats})
                     value = logged["train/loss"]
-                    if not math.isfinite(value):
-                        raise Diverged(
-                            f"non-finite loss at step {state.step}; "
-                            f"last finite loss {state.last_finite_loss}"
-                        )
-                    state.last_finite_loss = value
                     elapsed = time.perf_counter() - window_start
                     scalars = {
                         **logged,
                         "perf/samples_per_s": window_seen / max(elapsed, 1e-9),
                     }
+                    if skip_nonfinite:
+                        scalars["train/skipped_steps"] = float(state.skipped)
                     tb.scalars(scalars, state.step)
                     progress.update(
                         i + 1 - last_logged,
@@ -424,17 +422,13 @@ def _train(
                         },
                     )
                     window_start, window_seen, last_logged = time.perf_counter(), 0, i + 1
-                if stop_signal:
-                    raise Interrupted(stop_signal[0])
+                if ckpt_every is not None and state.step % ckpt_every == 0:
+                    save("last.pt")
+                check_stop()
 
             # ---- end of epoch: metrics, val, schedule, checkpoints ----
-            train_loss = loss_sum.item() / max(seen, 1)
-            if not math.isfinite(train_loss):
-                raise Diverged(
-                    f"non-finite loss in epoch {epoch + 1} (step {state.step}); "
-                    f"last finite loss {state.last_finite_loss}"
-                )
-            metrics = {"train/loss": train_loss, "train/acc": correct.item() / max(seen, 1)}
+            sync_guard()
+            metrics = meter.result()
             metrics.update(
                 evaluate(
                     model,
@@ -444,10 +438,11 @@ def _train(
                     eval_objective,
                     autocast,
                     trainer.limit_val_batches,
-                    trainer.tta,
+                    tta=trainer.tta,
+                    check_stop=check_stop,
                 )
             )
-            state.epoch = epoch + 1
+            state.epoch, state.batch = epoch + 1, 0
             state.metrics = metrics
             monitored = _metric(metrics, trainer.monitor, "trainer.monitor")
             schedule.step_epoch(monitored)
@@ -455,6 +450,8 @@ def _train(
             epoch_tags = {
                 ("train/loss_epoch" if k == "train/loss" else k): v for k, v in metrics.items()
             }
+            if skip_nonfinite:
+                epoch_tags["train/skipped_steps"] = float(state.skipped)
             tb.scalars({**epoch_tags, "epoch": float(state.epoch)}, state.step)
             every = trainer.histogram_every_n_epochs
             if every and state.epoch % every == 0:
@@ -472,11 +469,10 @@ def _train(
                 )
                 stopped_early = regs.early_stopping.step(metrics)
             save("last.pt")
-            tb.flush()
             if stopped_early:
                 break
     except Interrupted:
-        save("last.pt")
+        save("last.pt")  # mid-epoch state: a resume redoes nothing and skips nothing
         _fill(summary, state)
         progress.stop()
         stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run_dir}")
@@ -493,6 +489,8 @@ def _train(
     tb.scalars(test, state.step)
     _fill(summary, state)
     summary["metrics"].update(test)
+    if skip_nonfinite:
+        summary["skipped_steps"] = state.skipped
     summary["status"] = "stopped_early" if stopped_early else "completed"
 
 
@@ -507,10 +505,6 @@ def _metric(metrics: dict[str, float], name: str, key: str) -> float:
     if name not in metrics:
         raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
     return metrics[name]
-
-
-def _to_tuple(x: Any) -> Any:
-    return tuple(_to_tuple(v) for v in x) if isinstance(x, list) else x
 
 
 # --- evaluating a finished run ----------------------------------------------------------------

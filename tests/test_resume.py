@@ -1,0 +1,128 @@
+"""Resume bit-for-bit: runs killed (SIGKILL) or interrupted (SIGINT, SIGTERM) at chosen points
+and resumed end with exactly the metrics of an uninterrupted run; TensorBoard stays clean."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import read_summary, run_dlx, scalar_tags
+
+#: tiny deterministic runs: 3 epochs x 3 steps, augmentation on (its generator must resume too)
+RUN = [
+    "trainer.max_epochs=3",
+    "trainer.limit_train_batches=3",
+    "trainer.limit_val_batches=2",
+    "trainer.log_every_n_steps=1",
+    "trainer.deterministic=true",
+    "trainer.progress=false",
+    "augment=[flip]",
+]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("full")
+    r = run_dlx("train", *RUN, "hydra.run.dir=run", cwd=root)
+    assert r.returncode == 0, r.stderr
+    return root / "run"
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "every"),
+    [(3, None), (6, None), (4, 2)],
+    ids=["after-epoch-1", "after-epoch-2", "mid-epoch-2"],
+)
+def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(
+    tmp_path, uninterrupted, kill_at, every
+):
+    extra = [f"trainer.checkpoint_every_n_steps={every}"] if every else []
+    r = run_dlx(
+        "train",
+        *RUN,
+        *extra,
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        env={"DLX_TEST_KILL_AT_STEP": str(kill_at)},
+    )
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    run = tmp_path / "run"
+    assert not (run / "summary.json").exists()  # killed: no summary, only checkpoints
+
+    r = run_dlx("resume", str(run), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    resumed, full = read_summary(run), read_summary(uninterrupted)
+    assert resumed["status"] == "completed"
+    assert resumed["metrics"] == full["metrics"]  # exact, not approximate
+    assert (resumed["epochs"], resumed["best_epoch"]) == (full["epochs"], full["best_epoch"])
+
+    # TensorBoard: every tag's steps strictly increasing, the same steps as the full run
+    tags, full_tags = scalar_tags(run), scalar_tags(uninterrupted)
+    for tag in ("train/loss", "val/acc", "opt/lr", "test/acc"):
+        steps = [s for s, _ in tags[tag]]
+        assert steps == sorted(set(steps)), (tag, steps)
+        assert steps == [s for s, _ in full_tags[tag]], tag
+    assert tags["train/loss"] == full_tags["train/loss"]
+
+
+def test_resuming_a_finished_run_says_so_and_trains_nothing(tmp_path, uninterrupted):
+    before = (uninterrupted / "summary.json").read_bytes()
+    r = run_dlx("resume", str(uninterrupted), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "already finished" in r.stdout and "nothing to resume" in r.stdout
+    assert (uninterrupted / "summary.json").read_bytes() == before
+
+
+def _start(args: list[str], cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlx", *args],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_saves_last_and_resume_completes(tmp_path, sig, code):
+    # a long epoch (batch 8: ~150 steps); a checkpoint every 5 steps shows training began
+    args = [
+        "train",
+        "trainer.max_epochs=1",
+        "data.batch_size=8",
+        "trainer.limit_val_batches=2",
+        "trainer.checkpoint_every_n_steps=5",
+        "trainer.progress=false",
+        "hydra.run.dir=run",
+    ]
+    proc = _start(args, tmp_path)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 60
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    run = tmp_path / "run"
+    s = read_summary(run)
+    assert s["status"] == "interrupted" and s["signal"] == sig.name
+    assert f"dlx resume {run}" in err
+    assert "Traceback" not in err
+    assert last.is_file()
+
+    r = run_dlx("resume", str(run), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = read_summary(run)
+    assert s["status"] == "completed" and s["epochs"] == 1
+    steps = [st for st, _ in scalar_tags(run)["train/loss"]]
+    assert steps == sorted(set(steps))

@@ -1,0 +1,253 @@
+"""Nothing cryptic, nothing unsafe: refused and broken checkpoints, atomic writes, divergence,
+malformed overrides (property-based), distinct run dirs, safe defaults."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import QUICK, read_summary, run_dlx, scalar_tags
+from dlx import checkpoint, cli
+from dlx.errors import RunFailed
+
+QUIET = [*QUICK, "trainer.progress=false"]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("finished")
+    r = run_dlx("train", *QUIET, "hydra.run.dir=run", cwd=root)
+    assert r.returncode == 0, r.stderr
+    return root / "run"
+
+
+def _one_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
+
+
+# --- checkpoints ------------------------------------------------------------------------------
+class Payload:
+    """Unpickling this runs ``touch MARKER``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("command", ["eval", "resume"])
+def test_checkpoint_with_pickle_payload_is_refused_and_never_runs(tmp_path, finished, command):
+    marker = tmp_path / "pwned"
+    name = "best.pt" if command == "eval" else "last.pt"
+    ckpt = finished / "checkpoints" / name
+    good = ckpt.read_bytes()
+    try:
+        torch.save({"model": {}, "evil": Payload(marker)}, ckpt)
+        summary = (finished / "summary.json").read_bytes()
+        (finished / "summary.json").write_text('{"status": "interrupted"}')
+        r = run_dlx(command, str(finished), cwd=tmp_path)
+        (finished / "summary.json").write_bytes(summary)
+    finally:
+        ckpt.write_bytes(good)
+    assert r.returncode in (1, 2)
+    line = _one_line(r.stderr)
+    assert str(ckpt) in line and "refused" in line
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "foreign"])
+def test_truncated_or_foreign_checkpoint_is_one_line(tmp_path, finished, damage):
+    ckpt = finished / "checkpoints" / "best.pt"
+    good = ckpt.read_bytes()
+    try:
+        ckpt.write_bytes(good[: len(good) // 2] if damage == "truncated" else b"hello, world\n")
+        r = run_dlx("eval", str(finished), cwd=tmp_path)
+    finally:
+        ckpt.write_bytes(good)
+    assert r.returncode in (1, 2)
+    assert str(ckpt) in _one_line(r.stderr)
+
+
+def test_failed_write_keeps_the_old_checkpoint_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    checkpoint.save(path, {"model": {"w": torch.ones(3)}})
+
+    def full_disk(obj, f):
+        f.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError):
+        checkpoint.save(path, {"model": {"w": torch.zeros(3)}})
+    monkeypatch.undo()
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_checkpoints_hold_plain_data_only(finished):
+    for name in ("last.pt", "best.pt"):
+        ck = torch.load(finished / "checkpoints" / name, weights_only=True)
+        assert {"model", "optimizer", "state", "rng", "meter", "config"} <= set(ck)
+        assert isinstance(ck["rng"]["numpy"]["keys"], torch.Tensor)
+
+
+def test_load_names_the_file(tmp_path):
+    with pytest.raises(RunFailed, match=r"nope\.pt: no such file"):
+        checkpoint.load(tmp_path / "nope.pt")
+
+
+# --- divergence -------------------------------------------------------------------------------
+def test_divergence_stops_with_step_and_last_finite_loss_and_keeps_best(dlx):
+    # sgd at lr=100 stays finite through epoch 1 and blows up at step 4 (epoch 2)
+    r = dlx(
+        "train",
+        *QUIET,
+        "trainer.log_every_n_steps=5",
+        "optim=sgd",
+        "optim.lr=100",
+        "hydra.run.dir=run",
+    )
+    assert r.returncode == 1
+    run = dlx.cwd / "run"
+    s = read_summary(run)
+    assert s["status"] == "diverged"
+    assert "non-finite loss at step 4; last finite loss" in s["error"]
+    assert "non-finite loss at step 4" in r.stderr
+    best = checkpoint.load(run / "checkpoints" / "best.pt")
+    assert best["state"]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in best["model"].values())
+
+
+def test_on_nonfinite_skip_skips_and_counts(dlx):
+    r = dlx(
+        "train",
+        *QUIET,
+        "optim=sgd",
+        "optim.lr=1e30",
+        "trainer.on_nonfinite=skip",
+        "hydra.run.dir=run",
+    )
+    assert r.returncode == 0, r.stderr
+    run = dlx.cwd / "run"
+    s = read_summary(run)
+    assert s["status"] == "completed" and s["skipped_steps"] >= 1
+    loss = s["metrics"]["train/loss"]  # skipped batches count for nothing in the epoch's mean
+    assert loss == loss and abs(loss) != float("inf")
+    skipped = scalar_tags(run)["train/skipped_steps"]
+    assert skipped[-1][1] == s["skipped_steps"]
+    last = checkpoint.load(run / "checkpoints" / "last.pt")
+    assert all(torch.isfinite(t).all() for t in last["model"].values())
+
+
+# --- malformed overrides: property-based ------------------------------------------------------
+IDENT = st.from_regex(r"zz[a-z_]{1,8}", fullmatch=True)
+GARBAGE = st.from_regex(r"[a-zA-Z][a-zA-Z_]{0,8}", fullmatch=True).filter(
+    lambda s: (
+        s.lower()
+        not in {"true", "false", "null", "none", "nan", "inf", "yes", "no", "on", "off", "y", "n"}
+    )
+)
+INT_KEYS = [
+    "trainer.max_epochs",
+    "trainer.limit_train_batches",
+    "trainer.log_every_n_steps",
+    "data.batch_size",
+    "trainer.checkpoint_every_n_steps",
+]
+CHOICE_KEYS = ["trainer.device", "trainer.precision", "trainer.mode", "trainer.on_nonfinite"]
+GROUPS = ["model", "optim", "sched", "data", "trainer"]
+
+MALFORMED = st.one_of(
+    st.builds(lambda g, k: f"{g}.{k}=1", st.sampled_from(GROUPS), IDENT),  # unknown key
+    st.builds(lambda k: f"+{k}=1", IDENT),  # unknown top-level key
+    st.builds(lambda g, o: f"{g}={o}", st.sampled_from(GROUPS), IDENT),  # unknown option
+    st.builds(lambda o: f"regularization=[{o}]", IDENT),
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(INT_KEYS), GARBAGE),  # wrong type
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(INT_KEYS), st.integers(-(10**6), 0)),
+    st.builds(lambda v: f"optim.lr={v}", st.floats(max_value=-1e-9, allow_nan=False)),  # range
+    st.builds(lambda k, v: f"{k}={v}", st.sampled_from(CHOICE_KEYS), IDENT),  # not a choice
+    st.sampled_from(
+        [
+            "trainer.seed=[",
+            "=5",
+            "trainer..seed=1",
+            "trainer.seed=1,2",
+            "optim.lr=)",
+            "trainer.max_epochs={",
+            "model=",
+            "~zz",
+        ]
+    ),  # syntax
+)
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(bad=MALFORMED, valid=st.sampled_from([[], ["optim=sgd"], ["trainer.seed=3"]]))
+def test_malformed_overrides_exit_2_with_one_line(tmp_path, monkeypatch, capsys, bad, valid):
+    monkeypatch.chdir(tmp_path)
+    args = ["train", *valid, *QUIET, bad, f"hydra.run.dir={tmp_path}/run"]  # bad one wins
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(args)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, (args, err)
+    _one_line(err)
+
+
+# --- run dirs, defaults -----------------------------------------------------------------------
+def test_two_runs_started_at_once_get_different_dirs(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    args = [
+        sys.executable,
+        "-m",
+        "dlx",
+        "train",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=1",
+        "trainer.limit_val_batches=1",
+        "trainer.progress=false",
+    ]
+    procs = [
+        subprocess.Popen(
+            args, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        for _ in range(2)
+    ]
+    for p in procs:
+        assert p.wait(timeout=120) == 0, p.stderr.read()
+    dirs = sorted((tmp_path / "outputs" / "runs").iterdir())
+    assert len(dirs) == 2
+    assert all(read_summary(d)["status"] == "completed" for d in dirs)
+
+
+def test_tb_binds_localhost_unless_told_otherwise():
+    argv = cli.tb_argv([])
+    assert argv[argv.index("--logdir") + 1] == "outputs"
+    assert argv[argv.index("--host") + 1] == "127.0.0.1"
+    assert "127.0.0.1" not in cli.tb_argv(["runs", "--bind_all"])
+    argv = cli.tb_argv(["runs", "--host", "0.0.0.0"])
+    assert argv.count("--host") == 1 and "0.0.0.0" in argv
+
+
+def test_no_dataset_downloads_by_default():
+    from omegaconf import OmegaConf
+
+    from dlx.hydra_errors import group_options
+    from dlx.runs import compose
+
+    for option in group_options("data"):
+        cfg = compose([f"data={option}"])
+        assert OmegaConf.select(cfg, "data.download", default=False) is False, option
