@@ -1,0 +1,103 @@
+"""``make bench``: dlx's speed figures in one Rich table and one JSON file.
+
+    python bench/run.py [--only loop,augment,startup,sweep,targets] [--json bench/results.json]
+
+- loop: per-step cost of dlx train vs a bare PyTorch loop (LeNet, digits, CPU) — target <= 1.02x
+  (issue 7; the runner's first target was <= 1.03x);
+- augment: augment=standard's cost per LeNet step (<= 5%) and batched vs PIL throughput (>= 10x);
+- startup: dlx --help (<= 0.5 s);
+- sweep: a 4-trial grid on 1 vs 2 joblib workers;
+- targets: default LeNet >= 0.97 test acc within 60 s; ResNet-20 + Adam >= 0.95 within 180 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+ALL = ("loop", "augment", "startup", "sweep", "targets")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", default=",".join(ALL), help="comma list of: " + ", ".join(ALL))
+    ap.add_argument("--json", type=Path, default=Path("bench/results.json"))
+    args = ap.parse_args()
+    chosen = [c for c in args.only.split(",") if c]
+    results: dict[str, object] = {"machine": platform.platform(), "python": sys.version.split()[0]}
+    rows: list[tuple[str, str, str]] = []
+
+    if "loop" in chosen:
+        import loop
+
+        r = loop.measure()
+        results["loop"] = r
+        rows += [
+            ("bare loop step (ms)", f"{r['bare_step_ms']:.3f}", ""),
+            ("dlx step (ms)", f"{r['dlx_step_ms']:.3f}", ""),
+            ("dlx / bare step time", f"{r['dlx_step_time_ratio']:.3f}", "<= 1.02"),
+        ]
+    if "augment" in chosen:
+        import augment
+
+        cost = augment.step_cost(100)
+        speed = augment.throughput(8192)
+        results["augment"] = {**cost, **speed}
+        rows += [
+            ("augment=standard cost (% of LeNet step)", f"{cost['cost_pct']:.1f}", "<= 5"),
+            ("batched vs PIL+2 workers", f"{speed['speedup']:.1f}x", ">= 10x"),
+        ]
+    if "startup" in chosen:
+        import startup
+
+        r = startup.measure()
+        results["startup"] = r
+        rows += [
+            ("dlx --help (s)", f"{r['dlx_help_s']:.3f}", "<= 0.5"),
+            ("dlx train --help (s)", f"{r['dlx_train_help_s']:.3f}", ""),
+        ]
+    if "sweep" in chosen:
+        import sweep
+
+        r = sweep.measure()
+        results["sweep"] = r
+        rows += [
+            ("4-trial grid, 1 job (s)", f"{r['sweep_4_trials_1_job_s']:.1f}", ""),
+            ("4-trial grid, 2 jobs (s)", f"{r['sweep_4_trials_2_jobs_s']:.1f}", ""),
+            ("sweep speed-up on 2 cores", f"{r['speedup']:.2f}x", ""),
+        ]
+    if "targets" in chosen:
+        import targets
+
+        r = targets.measure()
+        results["targets"] = r
+        for name, v in r.items():
+            rows.append(
+                (
+                    f"{name}: test acc in {v['wall_s']:.0f} s",
+                    f"{v['test_acc']:.4f}",
+                    f">= {v['acc_target']} in {v['time_target_s']:.0f} s",
+                )
+            )
+
+    table = Table(title="dlx bench")
+    for col, justify in (("figure", "left"), ("value", "right"), ("target", "right")):
+        table.add_column(col, justify=justify)
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
