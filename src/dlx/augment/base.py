@@ -42,16 +42,20 @@ BatchFn = Callable[[Tensor, Tensor, Rng], tuple[Tensor, Tensor]]
 @dataclass
 class Remap:
     """Per sample, a separable pixel map: output pixel (i, j) of sample n reads input pixel
-    (rows[n, i], cols[n, j]); an index of -1 or H (W) reads a zero (zeros padding)."""
+    (rows[n, i], cols[n, j]); an index of -1 or H (W) reads a zero (zeros padding). None
+    leaves that axis as it is."""
 
-    rows: Tensor  # (N, H) int64 in [-1, H]
-    cols: Tensor  # (N, W) int64 in [-1, W]
+    rows: Tensor | None  # (N, H) int64 in [-1, H]
+    cols: Tensor | None  # (N, W) int64 in [-1, W]
     zeros: bool = False  # whether -1 / H may occur (known without looking: no device sync)
 
     def then(self, later: Remap) -> Remap:
         """This map followed by ``later``: output (i, j) reads what ``later`` reads of ours."""
 
-        def chain(a: Tensor, b: Tensor) -> Tensor:  # zeros stay zeros: pad ``a`` with -1
+        def chain(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+            if a is None or b is None:
+                return b if a is None else a
+            # a zero stays a zero: ``a`` framed by -1 reads one for -1 and the size
             return torch.nn.functional.pad(a, (1, 1), value=-1).gather(1, b + 1)
 
         rows, cols = chain(self.rows, later.rows), chain(self.cols, later.cols)

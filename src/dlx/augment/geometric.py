@@ -36,18 +36,17 @@ def remap(x: Tensor, m: Remap) -> Tensor:
     One gather with per-sample flat indices shared by the channels; where ``m`` may read a
     zero, from ``x`` framed by a one-pixel zero border.
     """
-    n, c = x.shape[:2]
-    rows, cols, w = m.rows, m.cols, x.shape[-1]
-    if m.zeros:
-        x = F.pad(x, (1, 1, 1, 1))
-        rows, cols, w = rows + 1, cols + 1, w + 2
-    idx = (rows[:, :, None] * w + cols[:, None, :]).view(n, 1, -1)
-    out = x.reshape(n, c, -1).gather(2, idx.expand(n, c, idx.shape[2]))
-    return out.view(n, c, m.rows.shape[1], m.cols.shape[1])
-
-
-def _identity(n: int, size: int, device: torch.device) -> Tensor:
-    return torch.arange(size, device=device).expand(n, size)
+    if m.rows is None and m.cols is None:
+        return x
+    n, c, h, w = x.shape
+    b = int(m.zeros)  # border width
+    rows = torch.arange(h, device=x.device)[None] if m.rows is None else m.rows
+    cols = torch.arange(w, device=x.device)[None] if m.cols is None else m.cols
+    if b:
+        x = F.pad(x, (b, b, b, b))
+    idx = (rows[:, :, None] + b) * (w + 2 * b) + (cols[:, None, :] + b)  # (N or 1, H, W)
+    idx = idx.view(idx.shape[0], 1, h * w).expand(n, c, h * w)
+    return x.reshape(n, c, -1).gather(2, idx).view(n, c, h, w)
 
 
 # --- flip -------------------------------------------------------------------------------------
@@ -64,11 +63,13 @@ def flip(cfg: FlipConfig, info: DataInfo) -> Op:
 
     def draw(shape: tuple[int, int, int], rng: Rng, device: torch.device) -> Remap:
         n, h, w = shape
-        rows, cols = _identity(n, h, device), _identity(n, w, device)
+        rows = cols = None
         if cfg.horizontal:
-            cols = torch.where(chosen(cfg.p, n, rng.device, device)[:, None], cols.flip(1), cols)
+            i = torch.arange(w, device=device)
+            cols = torch.where(chosen(cfg.p, n, rng.device, device)[:, None], i.flip(0), i)
         if cfg.vertical:
-            rows = torch.where(chosen(cfg.p, n, rng.device, device)[:, None], rows.flip(1), rows)
+            i = torch.arange(h, device=device)
+            rows = torch.where(chosen(cfg.p, n, rng.device, device)[:, None], i.flip(0), i)
         return Remap(rows, cols)
 
     def apply(x: Tensor, y: Tensor, rng: Rng) -> tuple[Tensor, Tensor]:
@@ -125,7 +126,7 @@ def crop(cfg: CropConfig, info: DataInfo) -> Op:
     def draw(shape: tuple[int, int, int], rng: Rng, device: torch.device) -> Remap:
         n, h, w = shape
         if pad == 0:  # no draws
-            return Remap(_identity(n, h, device), _identity(n, w, device))
+            return Remap(None, None)
         off = torch.randint(0, 2 * pad + 1, (2, n), device=device, generator=rng.device)
         off = torch.where(chosen(cfg.p, n, rng.device, device), off, pad)  # pad, pad: no shift
         return crop_map((h, w), pad, off[0], off[1], cfg.padding_mode)
