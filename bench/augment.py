@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -29,17 +30,21 @@ STANDARD = OmegaConf.load(
 )
 
 
-def _timed(fn, repeat: int) -> float:
-    """Seconds per call of ``fn``, median of 5 rounds of ``repeat`` calls (after a warm-up)."""
-    for _ in range(min(repeat, 10)):
-        fn()
-    rounds = []
-    for _ in range(5):
-        t = time.perf_counter()
-        for _ in range(repeat):
+def _interleaved(fns: dict, repeat: int, rounds: int = 7) -> dict[str, float]:
+    """Seconds per call of each of ``fns``: the median of ``rounds`` rounds of ``repeat``
+    calls, the functions taking turns within each round (after a warm-up), so that load
+    from other processes falls on all of them alike."""
+    for fn in fns.values():
+        for _ in range(min(repeat, 10)):
             fn()
-        rounds.append((time.perf_counter() - t) / repeat)
-    return sorted(rounds)[2]
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(rounds):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            for _ in range(repeat):
+                fn()
+            times[k].append((time.perf_counter() - t) / repeat)
+    return {k: sorted(v)[rounds // 2] for k, v in times.items()}
 
 
 def step_cost(steps: int) -> dict[str, float]:
@@ -61,10 +66,12 @@ def step_cost(steps: int) -> dict[str, float]:
         loss.backward()
         opt.step()
 
-    plain = _timed(step, steps)
-    with_aug = _timed(lambda: step(aug), steps)
-    x = xb.float().div(255)
-    alone = _timed(lambda: aug(x, yb), steps)
+    # "alone" is what training runs: the uint8 batch in, floats out (the plain step does
+    # that conversion too, so this overstates the cost a little)
+    t = _interleaved(
+        {"plain": step, "with": lambda: step(aug), "alone": lambda: aug(xb, yb)}, steps
+    )
+    plain, with_aug, alone = t["plain"], t["with"], t["alone"]
     return {
         "step_ms": plain * 1e3,
         "step_with_standard_ms": with_aug * 1e3,
@@ -94,7 +101,13 @@ class _PilImages(torch.utils.data.Dataset):
 
 
 def throughput(n: int, batch: int = 256) -> dict[str, float]:
-    """Samples/s of batched ``standard`` on 32x32x3 vs PIL per sample with 2 workers."""
+    """Samples/s of batched ``standard`` on 32x32x3 vs PIL per sample with 2 workers.
+
+    Batched: as training runs it, uint8 batches in (crop + flip as one gather on the bytes),
+    floats in [0, 1] out, in the main process with torch's intra-op threads; PIL: the same
+    transforms per sample in 2 DataLoader worker processes. Medians of 5 passes each, the two
+    taking turns.
+    """
     from dlx.data.base import DataInfo
 
     info = DataInfo("bench", "image", 10, channels=3, image_size=32)
@@ -104,23 +117,24 @@ def throughput(n: int, batch: int = 256) -> dict[str, float]:
 
     def batched() -> None:
         for i in range(0, n, batch):
-            aug(x[i : i + batch].float().div_(255), y[i : i + batch])
-
-    batched()
-    t = time.perf_counter()
-    batched()
-    fast = n / (time.perf_counter() - t)
+            aug(x[i : i + batch], y[i : i + batch])
 
     loader = torch.utils.data.DataLoader(
         _PilImages(n), batch_size=batch, num_workers=2, persistent_workers=True
     )
-    for _ in loader:  # warm-up: workers started
-        pass
-    t = time.perf_counter()
-    for _ in loader:
-        pass
-    slow = n / (time.perf_counter() - t)
-    return {"batched_samples_per_s": fast, "pil_loader_samples_per_s": slow, "speedup": fast / slow}
+
+    def per_sample() -> None:
+        for _ in loader:
+            pass
+
+    t = _interleaved({"batched": batched, "pil": per_sample}, repeat=1, rounds=5)
+    fast, slow = n / t["batched"], n / t["pil"]
+    return {
+        "batched_samples_per_s": fast,
+        "pil_loader_samples_per_s": slow,
+        "speedup": fast / slow,
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def main() -> None:
@@ -145,8 +159,11 @@ def main() -> None:
     table.add_row("PIL, 2 workers (samples/s)", f"{speed['pil_loader_samples_per_s']:,.0f}", "")
     table.add_row("speed-up", f"{speed['speedup']:.1f}x", ">= 10x")
     Console().print(table)
+    load = os.getloadavg()[0]
+    Console().print(f"torch threads {torch.get_num_threads()}, load average (1 min) {load:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"augment": {**cost, **speed}}, indent=2) + "\n")
+        figures = {**cost, **speed, "load_avg_1min": load}
+        args.json.write_text(json.dumps({"augment": figures}, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from conftest import QUICK, only_run_dir, read_summary
 from dlx.augment import AUGMENTS, ORDER, Augmenter, build_augment, parse_ops
-from dlx.augment.base import beta
+from dlx.augment.base import Remap, beta
 from dlx.augment.color import blur_batch
 from dlx.augment.erase import CutoutConfig, cutout_side
-from dlx.augment.geometric import crop_offsets, inverse_affine, warp
+from dlx.augment.geometric import PAD_MODES, crop_map, crop_offsets, inverse_affine, remap, warp
 from dlx.augment.preview import preview_grid
 from dlx.augment.tta import tta_forward
 from dlx.data.base import DataInfo
@@ -143,6 +143,75 @@ def test_crop_offsets_shift_exactly():
     assert torch.equal(out[1], x[1])  # offset == padding: no shift
     assert torch.equal(out[0, :, 2:, : S - 2], x[0, :, : S - 2, 2:])  # down 2, left 2
     assert (out[0, :, :2] == 0).all() and (out[0, :, :, S - 2 :] == 0).all()
+
+
+def reference_crop_flip(x, pad, top, left, mode, hflip, vflip):
+    """Per sample, the plain way: pad, cut the window at (top, left), then mirror."""
+    tmode = {"zeros": "constant", "reflect": "reflect", "replicate": "replicate"}[mode]
+    out = []
+    for i, img in enumerate(x.double()):
+        o = F.pad(img[None], (pad,) * 4, mode=tmode)[0]
+        o = o[:, top[i] : top[i] + S, left[i] : left[i] + S]
+        o = o.flip(-1) if hflip[i] else o
+        out.append(o.flip(-2) if vflip[i] else o)
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+@pytest.mark.parametrize("mode", sorted(PAD_MODES))
+def test_one_gather_crop_and_flip_match_a_per_sample_reference(mode, dtype):
+    g = torch.Generator().manual_seed(1)
+    n, pad = 64, 4
+    x = torch.randint(0, 256, (n, 3, S, S), generator=g).to(dtype)
+    top, left = torch.randint(0, 2 * pad + 1, (2, n), generator=g)
+    hflip, vflip = torch.rand(2, n, generator=g) < 0.5
+    ar = torch.arange(S).expand(n, S)
+    cols = torch.where(hflip[:, None], ar.flip(1), ar)
+    rows = torch.where(vflip[:, None], ar.flip(1), ar)
+    m = crop_map((S, S), pad, top, left, mode).then(Remap(rows, cols))  # crop, then flip
+    out = remap(x, m)
+    assert out.dtype == dtype and out.is_contiguous()
+    ref = reference_crop_flip(x, pad, top.tolist(), left.tolist(), mode, hflip, vflip)
+    assert torch.equal(out.double(), ref)
+    crop_only = crop_offsets(x, pad, top, left, mode)
+    assert torch.equal(
+        crop_only.double(), reference_crop_flip(x, pad, top, left, mode, [0] * n, [0] * n)
+    )
+
+
+@pytest.mark.parametrize("mode", sorted(PAD_MODES))
+@pytest.mark.parametrize("p", [1.0, 0.5])
+def test_fused_crop_flip_draws_what_the_ops_draw_one_by_one(mode, p):
+    """``augment=[crop,flip]``: one gather on uint8 = the reference on the same draws =
+    the float batch through the ops one at a time, bit for bit; per-sample, and seeded."""
+    spec = {
+        "crop": {"p": p, "padding": 4, "padding_mode": mode},
+        "flip": {"p": 0.5, "vertical": True},
+    }
+    g = torch.Generator().manual_seed(2)
+    n = 64
+    xb = torch.randint(0, 256, (n, 3, S, S), dtype=torch.uint8, generator=g)
+    y = torch.zeros(n, dtype=torch.long)
+    aug = augmenter(spec, seed=5)
+    assert len(aug.moves) == 2 and not aug.rest
+    out, _ = aug(xb, y)
+    assert out.dtype == torch.float32
+    # the same draws, in the same order, from a fresh generator seeded alike
+    r = torch.Generator().manual_seed(5)
+    off = torch.randint(0, 9, (2, n), generator=r)
+    off = torch.where(torch.rand(n, generator=r) < p, off, 4)
+    hflip, vflip = torch.rand(n, generator=r) < 0.5, torch.rand(n, generator=r) < 0.5
+    ref = reference_crop_flip(xb, 4, off[0].tolist(), off[1].tolist(), mode, hflip, vflip)
+    assert torch.equal(out, ref.float().div_(255))
+    # op by op on floats, as the pipeline ran before the fusion
+    x, one = xb.float().div(255), augmenter(spec, seed=5)
+    for _, op in one.ops:
+        x, _ = op.batch(x, y, one.rng)
+    assert torch.equal(out, x)
+    again, _ = augmenter(spec, seed=5)(xb, y)
+    other, _ = augmenter(spec, seed=6)(xb, y)
+    assert torch.equal(out, again) and not torch.equal(out, other)
+    assert len({(int(a), int(b)) for a, b in off.T}) > n // 4  # each sample its own window
 
 
 def test_rotation_by_a_right_angle_is_rot90():

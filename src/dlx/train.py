@@ -148,9 +148,10 @@ class Inputs:
     def __call__(self, x: Tensor, y: Tensor, augment: Any = None) -> tuple[Tensor, Tensor]:
         if not self.image:
             return x, y
-        x = x.float().div_(255)
-        if augment is not None:
+        if augment is not None:  # uint8 in (crop/flip move the bytes), floats in [0, 1] out
             x, y = augment(x, y)
+        else:
+            x = x.float().div_(255)
         x = (x - self.mean).mul_(self.inv_std)
         return x.contiguous(memory_format=self.memory_format), y
 

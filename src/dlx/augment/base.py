@@ -5,6 +5,11 @@ An option's builder gets its checked config and the ``DataInfo`` and returns an 
 each sample its own draw from ``rng``; ``sample`` is the same option as a per-sample
 ``torchvision.transforms.v2`` transform on uint8 images, for datasets read through a
 DataLoader (None where the option only makes sense on a batch, e.g. mixup).
+
+Pure data-movement options (``crop``, ``flip``) also give ``remap``: the same draws as a
+``Remap``, a per-sample map of which input pixel each output pixel reads. The ``Augmenter``
+composes the leading run of such maps into one gather, done on the uint8 batch before the
+float conversion (exact: moving bytes commutes with ``/ 255``).
 """
 
 from __future__ import annotations
@@ -35,11 +40,40 @@ BatchFn = Callable[[Tensor, Tensor, Rng], tuple[Tensor, Tensor]]
 
 
 @dataclass
+class Remap:
+    """Per sample, a separable pixel map: output pixel (i, j) of sample n reads input pixel
+    (rows[n, i], cols[n, j]); an index of -1 or H (W) reads a zero (zeros padding). None
+    leaves that axis as it is."""
+
+    rows: Tensor | None  # (N, H) int64 in [-1, H]
+    cols: Tensor | None  # (N, W) int64 in [-1, W]
+    zeros: bool = False  # whether -1 / H may occur (known without looking: no device sync)
+
+    def then(self, later: Remap) -> Remap:
+        """This map followed by ``later``: output (i, j) reads what ``later`` reads of ours."""
+
+        def chain(a: Tensor | None, b: Tensor | None) -> Tensor | None:
+            if a is None or b is None:
+                return b if a is None else a
+            # a zero stays a zero: ``a`` framed by -1 reads one for -1 and the size
+            return torch.nn.functional.pad(a, (1, 1), value=-1).gather(1, b + 1)
+
+        rows, cols = chain(self.rows, later.rows), chain(self.cols, later.cols)
+        return Remap(rows, cols, self.zeros or later.zeros)
+
+
+#: draws an op's map for a batch of ``(N, H, W)`` from ``rng`` on ``device``
+RemapFn = Callable[[tuple[int, int, int], Rng, torch.device], Remap]
+
+
+@dataclass
 class Op:
-    """One option, built: the batched transform and its per-sample v2 twin (or None)."""
+    """One option, built: the batched transform and its per-sample v2 twin (or None); for a
+    pure data-movement option, ``remap`` draws what ``batch`` draws, as a ``Remap``."""
 
     batch: BatchFn
     sample: Any = None
+    remap: RemapFn | None = None
 
 
 def uniform(lo: float, hi: float, n: int, g: torch.Generator, device: torch.device) -> Tensor:

@@ -1,8 +1,10 @@
 """Geometric options: ``flip``, ``crop`` (padding + random offset: translation), ``rotate``,
 ``affine`` (rotation, scale, shear, translation).
 
-Crops are exact integer shifts done by index arithmetic on the padded batch (two gathers);
-rotations and affine maps build one 2x3 matrix per sample for ``F.affine_grid`` and resample
+Crops and flips are pure data movement: each draws a ``Remap`` (which input row and column
+every output pixel reads, per sample) and ``remap`` does it as one gather, whatever the dtype;
+the ``Augmenter`` composes crop + flip into a single map and runs it on the uint8 batch.
+Rotations and affine maps build one 2x3 matrix per sample for ``F.affine_grid`` and resample
 bilinearly with ``F.grid_sample``. Samples not chosen (probability ``1 - p``) are returned
 unchanged, bit for bit.
 """
@@ -16,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from dlx.augment.base import AUGMENTS, Op, Rng, chosen, uniform, where
+from dlx.augment.base import AUGMENTS, Op, Remap, Rng, chosen, uniform, where
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
 from dlx.registry import check
@@ -26,6 +28,25 @@ P = check(ge=0, le=1)
 
 def _uint8_fill(fill: float, channels: int) -> list[float]:
     return [round(fill * 255)] * channels
+
+
+def remap(x: Tensor, m: Remap) -> Tensor:
+    """``x`` (N, C, H, W), any dtype, with each sample's pixels moved as ``m`` says.
+
+    One gather with per-sample flat indices shared by the channels; where ``m`` may read a
+    zero, from ``x`` framed by a one-pixel zero border.
+    """
+    if m.rows is None and m.cols is None:
+        return x
+    n, c, h, w = x.shape
+    b = int(m.zeros)  # border width
+    rows = torch.arange(h, device=x.device)[None] if m.rows is None else m.rows
+    cols = torch.arange(w, device=x.device)[None] if m.cols is None else m.cols
+    if b:
+        x = F.pad(x, (b, b, b, b))
+    idx = (rows[:, :, None] + b) * (w + 2 * b) + (cols[:, None, :] + b)  # (N or 1, H, W)
+    idx = idx.view(idx.shape[0], 1, h * w).expand(n, c, h * w)
+    return x.reshape(n, c, -1).gather(2, idx).view(n, c, h, w)
 
 
 # --- flip -------------------------------------------------------------------------------------
@@ -40,17 +61,26 @@ class FlipConfig:
 def flip(cfg: FlipConfig, info: DataInfo) -> Op:
     """Mirror each sample left-right (and/or top-bottom) with probability ``p``."""
 
+    def draw(shape: tuple[int, int, int], rng: Rng, device: torch.device) -> Remap:
+        n, h, w = shape
+        rows = cols = None
+        if cfg.horizontal:
+            i = torch.arange(w, device=device)
+            cols = torch.where(chosen(cfg.p, n, rng.device, device)[:, None], i.flip(0), i)
+        if cfg.vertical:
+            i = torch.arange(h, device=device)
+            rows = torch.where(chosen(cfg.p, n, rng.device, device)[:, None], i.flip(0), i)
+        return Remap(rows, cols)
+
     def apply(x: Tensor, y: Tensor, rng: Rng) -> tuple[Tensor, Tensor]:
-        for dim, on in ((-1, cfg.horizontal), (-2, cfg.vertical)):
-            if on:
-                x = where(chosen(cfg.p, len(x), rng.device, x.device), x.flip(dim), x)
-        return x, y
+        n, _, h, w = x.shape
+        return remap(x, draw((n, h, w), rng, x.device)), y
 
     from torchvision.transforms import v2
 
     sample = [v2.RandomHorizontalFlip(cfg.p)] if cfg.horizontal else []
     sample += [v2.RandomVerticalFlip(cfg.p)] if cfg.vertical else []
-    return Op(apply, v2.Compose(sample))
+    return Op(apply, v2.Compose(sample), draw)
 
 
 # --- crop -------------------------------------------------------------------------------------
@@ -72,22 +102,20 @@ def _source(i: Tensor, size: int, mode: str) -> Tensor:
     return i.clamp(0, size - 1)
 
 
-def crop_offsets(x: Tensor, pad: int, top: Tensor, left: Tensor, mode: str) -> Tensor:
-    """Each sample's H x W window of ``x`` padded by ``pad``, starting at (top, left).
-
-    One gather from the unpadded batch with per-sample flat indices (no padded copy): zeros
-    padding masks what falls outside, replicate clamps, reflect mirrors the indices.
-    """
-    n, c, h, w = x.shape
-    rows = top[:, None] - pad + torch.arange(h, device=x.device)  # (N, H) source rows
-    cols = left[:, None] - pad + torch.arange(w, device=x.device)  # (N, W)
-    idx = _source(rows, h, mode)[:, :, None] * w + _source(cols, w, mode)[:, None, :]
-    out = x.reshape(n, c, h * w).gather(2, idx.view(n, 1, h * w).expand(n, c, h * w))
-    out = out.view(n, c, h, w)
+def crop_map(size: tuple[int, int], pad: int, top: Tensor, left: Tensor, mode: str) -> Remap:
+    """The map of each sample's H x W window of the image padded by ``pad``, at (top, left):
+    zeros padding reads a zero (-1 or the size), replicate clamps, reflect mirrors the indices."""
+    h, w = size
+    rows = top[:, None] + torch.arange(-pad, h - pad, device=top.device)  # (N, H) source rows
+    cols = left[:, None] + torch.arange(-pad, w - pad, device=left.device)  # (N, W)
     if mode == "zeros":
-        inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        out.masked_fill_(~inside[:, None], 0)
-    return out
+        return Remap(rows.clamp_(-1, h), cols.clamp_(-1, w), zeros=True)
+    return Remap(_source(rows, h, mode), _source(cols, w, mode))
+
+
+def crop_offsets(x: Tensor, pad: int, top: Tensor, left: Tensor, mode: str) -> Tensor:
+    """Each sample's H x W window of ``x`` padded by ``pad``, starting at (top, left)."""
+    return remap(x, crop_map(x.shape[-2:], pad, top, left, mode))
 
 
 @AUGMENTS.register("crop", CropConfig)
@@ -95,18 +123,24 @@ def crop(cfg: CropConfig, info: DataInfo) -> Op:
     """Pad by ``padding`` and cut a random window of the original size, per sample."""
     pad = cfg.padding
 
+    def draw(shape: tuple[int, int, int], rng: Rng, device: torch.device) -> Remap:
+        n, h, w = shape
+        if pad == 0:  # no draws
+            return Remap(None, None)
+        off = torch.randint(0, 2 * pad + 1, (2, n), device=device, generator=rng.device)
+        off = torch.where(chosen(cfg.p, n, rng.device, device), off, pad)  # pad, pad: no shift
+        return crop_map((h, w), pad, off[0], off[1], cfg.padding_mode)
+
     def apply(x: Tensor, y: Tensor, rng: Rng) -> tuple[Tensor, Tensor]:
         if pad == 0:
             return x, y
-        n, g = len(x), rng.device
-        off = torch.randint(0, 2 * pad + 1, (2, n), device=x.device, generator=g)
-        off = torch.where(chosen(cfg.p, n, g, x.device), off, pad)  # pad, pad: no shift
-        return crop_offsets(x, pad, off[0], off[1], cfg.padding_mode), y
+        n, _, h, w = x.shape
+        return remap(x, draw((n, h, w), rng, x.device)), y
 
     from torchvision.transforms import v2
 
     t = v2.RandomCrop(info.image_size, padding=pad, padding_mode=PAD_MODES[cfg.padding_mode])
-    return Op(apply, v2.RandomApply([t], p=cfg.p))
+    return Op(apply, v2.RandomApply([t], p=cfg.p), draw)
 
 
 # --- rotate and affine: one matrix per sample ---------------------------------------------------
