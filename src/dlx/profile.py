@@ -60,7 +60,8 @@ class StepProfiler:
 def top_ops_table(prof: profile, cuda: bool, trace: Path, top: int = TOP) -> Table:
     """The ``top`` ops by self time over the active steps, as a Rich table."""
     key = "self_device_time_total" if cuda else "self_cpu_time_total"
-    events = sorted(prof.key_averages(), key=lambda e: getattr(e, key, 0), reverse=True)
+    ops = [e for e in prof.key_averages() if not e.key.startswith("ProfilerStep")]
+    events = sorted(ops, key=lambda e: getattr(e, key, 0), reverse=True)
     total = sum(getattr(e, key, 0) for e in events) or 1
     where = "CUDA" if cuda else "CPU"
     table = Table(title=f"profile: top ops by self {where} time ({ACTIVE} steps; trace {trace})")

@@ -566,7 +566,8 @@ def _train(
         save("last.pt")  # mid-epoch state: a resume redoes nothing and skips nothing
         _fill(summary, state)
         progress.stop()
-        stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run_dir}")
+        if ctx.main:
+            stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run_dir}")
         tb.flush()
         raise
     finally:
