@@ -90,6 +90,34 @@ class TensorBoard:
         self.writer.close()
 
 
+class NullBoard(TensorBoard):
+    """What ranks other than 0 log to under DDP: nothing (rank 0 alone writes event files)."""
+
+    def __init__(self) -> None:
+        pass
+
+    def scalars(self, values: Mapping[str, float], step: int) -> None:
+        pass
+
+    def histograms(self, values: Mapping[str, Any], step: int) -> None:
+        pass
+
+    def text(self, tag: str, text: str) -> None:
+        pass
+
+    def hparams_start(self, hparams: Mapping[str, Any]) -> None:
+        pass
+
+    def hparams_end(self, status: str) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def fmt_metrics(metrics: Mapping[str, float]) -> str:
     return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
 

@@ -25,18 +25,21 @@ import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from dlx import checkpoint
+from dlx import checkpoint, distributed
 from dlx.augment import build_augment
 from dlx.augment.preview import log_preview
 from dlx.augment.tta import TTA, tta_forward
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
+from dlx.distributed import Dist
 from dlx.errors import RunFailed, UsageError
-from dlx.log import Progress, TensorBoard, flatten, stderr_line, summary_table
+from dlx.log import NullBoard, Progress, TensorBoard, flatten, stderr_line, summary_table
 from dlx.models import build_model
 from dlx.nonfinite import Diverged, NonFiniteGuard, masked_step, zero_nonfinite_grads
 from dlx.optim import build_optimizer, build_schedule
 from dlx.optstats import clip_and_measure, histograms, read, total_norm
+from dlx.perf import Throughput, perf_summary
+from dlx.profile import StepProfiler
 from dlx.registry import check, to_schema
 from dlx.regularize import Regularization
 from dlx.state import EpochMeter, State, maybe_test_kill, restore, snapshot
@@ -66,7 +69,12 @@ class TrainerConfig:
     monitor: str = "val/acc"  # what best.pt tracks
     mode: str = field(default="max", metadata=check(choices=["min", "max"]))
     compile: bool = False
+    compile_mode: str = field(
+        default="default", metadata=check(choices=["default", "reduce-overhead", "max-autotune"])
+    )
     channels_last: bool = False
+    devices: int = field(default=1, metadata=check(ge=1))  # data-parallel ranks (DDP)
+    profile: bool = False  # profile a few steps: profile/trace.json and a table of top ops
     progress: bool = True
     tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
     checkpoint_every_n_steps: int | None = field(default=None, metadata=check(ge=1))
@@ -111,6 +119,14 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def compile_model(model: nn.Module, trainer: TrainerConfig) -> nn.Module:
+    """``torch.compile(model, mode=trainer.compile_mode)`` with ``trainer.compile``, else
+    ``model`` itself (parameters are shared: the optimizer and checkpoints use ``model``)."""
+    if not trainer.compile:
+        return model
+    return torch.compile(model, mode=trainer.compile_mode)
 
 
 AUTOCAST = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -198,8 +214,15 @@ def is_better(value: float, best: float | None, mode: str) -> bool:
 
 
 # --- the run --------------------------------------------------------------------------------
-def run(cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> dict[str, Any]:
-    """Train as ``cfg`` says, in ``run_dir``; return the summary (also in summary.json)."""
+def run(
+    cfg: DictConfig, run_dir: Path, *, resume: bool = False, quiet: bool = False
+) -> dict[str, Any]:
+    """Train as ``cfg`` says, in ``run_dir``; return the summary (also in summary.json).
+
+    ``quiet`` leaves out the end-of-run table (in-process callers such as benchmarks). With
+    ``trainer.devices=N`` (or under torchrun) this process is one rank of N; rank 0 alone
+    writes the run dir's files.
+    """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.time()
@@ -211,12 +234,19 @@ def run(cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> dict[str, An
         "duration_s": 0.0,
         "metrics": {},
     }
-    held: dict[str, Any] = {}  # what _train opened and run must close
+    held: dict[str, Any] = {"speed": Throughput()}  # what _train opened and run must close
+    ctx = Dist()
+    device: torch.device | None = None
     try:
         check_root(cfg)
         trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
-        held["progress"] = Progress(enabled=trainer.progress)
-        _train(cfg, trainer, run_dir, resume, summary, held)
+        device = pick_device(trainer.device)
+        batch = int(cfg.data.get("batch_size", 1))
+        ctx, run_dir = distributed.start(trainer.devices, device, batch, cfg, run_dir, resume)
+        if ctx.enabled and device.type == "cuda":
+            device = torch.device("cuda", ctx.local_rank)
+        held["progress"] = Progress(enabled=trainer.progress and ctx.main)
+        _train(cfg, trainer, run_dir, resume, summary, held, ctx, device)
     except UsageError as e:
         summary["error"] = str(e)
         raise
@@ -226,6 +256,7 @@ def run(cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> dict[str, An
     except KeyboardInterrupt:  # a second Ctrl-C: leave at once
         summary["status"] = "interrupted"
         summary["signal"] = "SIGINT"
+        distributed.kill_workers(ctx)
         raise
     except Diverged as e:
         summary["status"] = "diverged"
@@ -234,17 +265,29 @@ def run(cfg: DictConfig, run_dir: Path, *, resume: bool = False) -> dict[str, An
         summary["error"] = str(e)
     except Exception as e:  # anything else: keep the traceback in the run dir, one line here
         summary["error"] = f"{type(e).__name__}: {e}".splitlines()[0]
-        (run_dir / "error.log").write_text(traceback.format_exc())
+        if ctx.main:
+            (run_dir / "error.log").write_text(traceback.format_exc())
+        else:
+            stderr_line(f"rank {ctx.rank}: {traceback.format_exc()}")
     finally:
+        if summary["status"] in ("failed", "diverged") or "error" in summary:
+            distributed.kill_workers(ctx)  # a rank that failed alone would leave the rest waiting
+        distributed.finish(ctx)
         summary["duration_s"] = round(time.time() - started, 3)
+        summary.update(perf_summary(held["speed"], device))
+        if ctx.enabled:
+            summary["devices"] = ctx.world
         summary["run_dir"] = str(run_dir)
-        checkpoint.write_json(run_dir / "summary.json", summary)
+        if ctx.main:
+            checkpoint.write_json(run_dir / "summary.json", summary)
         if "tb" in held:
             held["tb"].hparams_end(summary["status"])
             held["tb"].close()
+        if "profiler" in held:
+            held["profiler"].stop()
         if "progress" in held:
             held["progress"].stop()
-            if summary["status"] in ("completed", "stopped_early"):
+            if summary["status"] in ("completed", "stopped_early") and ctx.main and not quiet:
                 held["progress"].print(summary_table(summary, run_dir))
     return summary
 
@@ -256,10 +299,12 @@ def _train(
     resume: bool,
     summary: dict[str, Any],
     held: dict[str, Any],
+    ctx: Dist,
+    device: torch.device,
 ) -> None:
     progress: Progress = held["progress"]
+    speed: Throughput = held["speed"]
     seed_everything(trainer.seed, trainer.deterministic)
-    device = pick_device(trainer.device)
     autocast_dtype = AUTOCAST[trainer.precision]
 
     def autocast():
@@ -278,7 +323,10 @@ def _train(
     regs.attach(raw_model)
     params = [p for p in raw_model.parameters() if p.requires_grad]
     summary["params"] = sum(p.numel() for p in params)
-    model = torch.compile(raw_model) if trainer.compile else raw_model
+    # ``model`` evaluates (every rank alike, no communication); ``train_model`` trains, in
+    # DistributedDataParallel when there are several ranks.
+    model = compile_model(raw_model, trainer)
+    train_model = distributed.wrap(model, ctx, device)
 
     optimizer = build_optimizer(cfg.optim, raw_model)
     steps_per_epoch = data.num_batches("train", drop_last=True)
@@ -287,7 +335,8 @@ def _train(
     schedule = build_schedule(
         cfg.sched, optimizer, steps_per_epoch, trainer.max_epochs, mode=trainer.mode
     )
-    augment = build_augment(cfg.get("augment"), info, device, seed=trainer.seed, data=data)
+    aug_seed = trainer.seed + 1_000_003 * ctx.rank  # ranks draw different augmentations
+    augment = build_augment(cfg.get("augment"), info, device, seed=aug_seed, data=data)
     if (cfg.get("augment") or trainer.tta != "none") and info.kind != "image":
         raise UsageError(
             f"augment, trainer.tta: data={info.name} is a sequence task; "
@@ -313,13 +362,23 @@ def _train(
     ckpt_dir = run_dir / "checkpoints"
     resumed = resume and (ckpt_dir / "last.pt").exists()
     if resumed:
-        state = restore(checkpoint.load(ckpt_dir / "last.pt"), parts, meter)
+        # every rank loads rank 0's last.pt; rank 0 carries the ranks' summed in-epoch meter
+        # and its own random streams, the others restart theirs (not bit-exact under DDP)
+        own = parts if ctx.main else {k: v for k, v in parts.items() if k != "augment"}
+        state = restore(checkpoint.load(ckpt_dir / "last.pt"), own, meter)
+        if not ctx.main:
+            meter.reset()
+    if ctx.enabled and not ctx.main:  # different dropout etc. per rank, reproducibly
+        torch.manual_seed(trainer.seed + 1_000_003 * ctx.rank + state.step)
     guard = NonFiniteGuard(device, trainer.on_nonfinite, state.last_finite_loss, state.skipped)
 
     # TensorBoard: a resume drops events logged after the checkpoint (no duplicated steps).
-    tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step + 1 if resume else None)
+    if ctx.main:
+        tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step + 1 if resume else None)
+    else:
+        tb = NullBoard()
     tb.hparams_start(flatten(OmegaConf.to_container(cfg, resolve=True)))
-    if not resume:
+    if not resume and ctx.main:
         tb.text("config", "```yaml\n" + OmegaConf.to_yaml(cfg) + "\n```")
         if cfg.get("augment"):
             log_preview(tb, data, augment, trainer.seed)
@@ -327,11 +386,22 @@ def _train(
     def sync_guard() -> None:  # raises Diverged; never save a non-finite step's weights
         state.last_finite_loss, state.skipped = guard.check()
 
-    def save(name: str) -> None:
+    def global_meter() -> EpochMeter:  # the in-epoch sums of all ranks (a collective)
+        if not ctx.enabled:
+            return meter
+        total = EpochMeter(device)
+        total.load_state_dict(meter.state_dict())
+        distributed.all_sum(ctx, total.loss_sum, total.correct, total.seen)
+        return total
+
+    def save(name: str) -> None:  # every rank calls it at the same point; rank 0 writes
         sync_guard()
+        summed = global_meter()
+        if not ctx.main:
+            return
         if name == "last.pt":
             tb.flush()  # events up to this step reach disk before the checkpoint does
-        ck = snapshot(parts, state, meter, OmegaConf.to_container(cfg, resolve=True))
+        ck = snapshot(parts, state, summed, OmegaConf.to_container(cfg, resolve=True))
         checkpoint.save(ckpt_dir / name, ck)
         if name == "last.pt":
             maybe_test_kill(state.step)
@@ -344,9 +414,19 @@ def _train(
             raise KeyboardInterrupt
         stop_signal.append(signum)
 
-    def check_stop() -> None:
-        if stop_signal:
+    def check_stop(sync_point: bool = True) -> None:
+        """Stop on a signal. Under DDP the ranks agree first (a collective), so only at
+        points that sync anyway: log steps and epoch ends."""
+        if ctx.enabled:
+            if sync_point and distributed.any_rank(ctx, bool(stop_signal), device):
+                raise Interrupted(stop_signal[0] if stop_signal else signal.SIGTERM)
+        elif stop_signal:
             raise Interrupted(stop_signal[0])
+
+    eval_stop = None if ctx.enabled else check_stop  # no per-batch collectives in evaluate
+    if trainer.profile and ctx.main:
+        held["profiler"] = StepProfiler(run_dir, device, progress.print)
+    profiler: StepProfiler | None = held.get("profiler")
 
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
@@ -356,12 +436,14 @@ def _train(
     try:
         for epoch in range(state.epoch, trainer.max_epochs):
             # ---- train one epoch (from batch state.batch when resuming mid-epoch) ----
-            model.train()
+            train_model.train()
             first = state.batch
             if first == 0:
                 meter.reset()
             progress.start_epoch(epoch, trainer.max_epochs, steps_per_epoch)
             window_start, window_seen, last_logged = time.perf_counter(), 0, first
+            epoch_samples = 0
+            speed.start()
             batches = data.batches(
                 "train",
                 shuffle=True,
@@ -372,15 +454,18 @@ def _train(
             for i, (xb, yb) in enumerate(batches, start=first):
                 if i >= steps_per_epoch:
                     break
+                if ctx.enabled:  # this rank's slice of the global batch
+                    xb, yb = xb[ctx.rank :: ctx.world], yb[ctx.rank :: ctx.world]
                 x, y = inputs(xb, yb, augment)
                 with autocast():
-                    out = model(x)
+                    out = train_model(x)
                 loss = objective.loss(out, y)
                 penalties = regs.penalties() if regs.has_penalty else {}
                 total = loss + sum(penalties.values()) if penalties else loss
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(total).backward()
-                finite = guard.observe(total, state.step + 1)
+                # the mean over ranks, so every rank takes the same finite/non-finite decision
+                finite = guard.observe(distributed.all_mean(ctx, total), state.step + 1)
                 log_now = (state.step + 1) % log_every == 0
                 if skip_nonfinite:
                     zero_nonfinite_grads(params, finite)
@@ -400,11 +485,15 @@ def _train(
                 state.step += 1
                 state.batch = i + 1
                 meter.add(loss, objective.correct(out.detach(), y), len(yb), finite)
-                window_seen += len(yb)
+                window_seen += len(yb) * ctx.world
+                epoch_samples += len(yb) * ctx.world
+                if profiler is not None:
+                    profiler.step()
 
                 if log_now:  # the only host sync of a step, every log_every steps
                     sync_guard()
-                    logged = read({"train/loss": loss, **penalties, **opt_stats})
+                    step_loss = distributed.all_mean(ctx, loss)
+                    logged = read({"train/loss": step_loss, **penalties, **opt_stats})
                     value = logged["train/loss"]
                     elapsed = time.perf_counter() - window_start
                     scalars = {
@@ -425,11 +514,13 @@ def _train(
                     window_start, window_seen, last_logged = time.perf_counter(), 0, i + 1
                 if ckpt_every is not None and state.step % ckpt_every == 0:
                     save("last.pt")
-                check_stop()
+                check_stop(sync_point=log_now)
 
             # ---- end of epoch: metrics, val, schedule, checkpoints ----
             sync_guard()
-            metrics = meter.result()
+            speed.stop(epoch_samples)
+            check_stop()
+            metrics = global_meter().result()
             metrics.update(
                 evaluate(
                     model,
@@ -440,7 +531,7 @@ def _train(
                     autocast,
                     trainer.limit_val_batches,
                     tta=trainer.tta,
-                    check_stop=check_stop,
+                    check_stop=eval_stop,
                 )
             )
             state.epoch, state.batch = epoch + 1, 0
@@ -476,12 +567,20 @@ def _train(
         save("last.pt")  # mid-epoch state: a resume redoes nothing and skips nothing
         _fill(summary, state)
         progress.stop()
-        stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run_dir}")
+        if ctx.main:
+            stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run_dir}")
         tb.flush()
         raise
     finally:
         for s, h in old_handlers.items():
             signal.signal(s, h)
+        if profiler is not None:
+            profiler.stop()
+
+    if not ctx.main:  # rank 0 tests and reports
+        _fill(summary, state)
+        summary["status"] = "stopped_early" if stopped_early else "completed"
+        return
 
     # ---- test with the best checkpoint ----
     best = checkpoint.load(ckpt_dir / "best.pt")
