@@ -7,7 +7,9 @@
 - augment: augment=standard's cost per LeNet step (<= 5%) and batched vs PIL throughput (>= 10x);
 - startup: dlx --help (<= 0.5 s);
 - sweep: a 4-trial grid on 1 vs 2 joblib workers;
-- targets: default LeNet >= 0.97 test acc within 60 s; ResNet-20 + Adam >= 0.95 within 180 s.
+- targets: default LeNet >= 0.97 test acc within 60 s; ResNet-20 + Adam >= 0.95 within 180 s;
+- gpu: bench/gpu.py (images/s and MFU per model and setting, dlx vs a bare loop), when CUDA is
+  there; it writes bench/results_gpu.json.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ALL = ("loop", "augment", "startup", "sweep", "targets")
+ALL = ("loop", "augment", "startup", "sweep", "targets", "gpu")
 
 
 def main() -> None:
@@ -87,6 +89,16 @@ def main() -> None:
                     f">= {v['acc_target']} in {v['time_target_s']:.0f} s",
                 )
             )
+
+    if "gpu" in chosen:
+        import subprocess
+
+        import torch
+
+        if torch.cuda.is_available():
+            subprocess.run([sys.executable, str(Path(__file__).parent / "gpu.py")], check=True)
+        else:
+            rows.append(("GPU benchmark", "skipped", "no CUDA device"))
 
     table = Table(title="dlx bench")
     for col, justify in (("figure", "left"), ("value", "right"), ("target", "right")):

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 
-GRID = ["optim.lr=0.003,0.001,0.0003,0.0001", "trainer.max_epochs=2", "trainer.progress=false"]
+GRID = ["optim.lr=0.003,0.001,0.0003,0.0001", "trainer.max_epochs=10", "trainer.progress=false"]
 
 
 def wall(n_jobs: int) -> float:

@@ -57,7 +57,7 @@ def check_root(cfg: DictConfig) -> None:
 
 @dataclass
 class TrainerConfig:
-    max_epochs: int = field(default=15, metadata=check(ge=1))
+    max_epochs: int = field(default=20, metadata=check(ge=1))
     limit_train_batches: int | None = field(default=None, metadata=check(ge=1))
     limit_val_batches: int | None = field(default=None, metadata=check(ge=1))
     device: str = field(default="auto", metadata=check(choices=["auto", "cpu", "cuda", "mps"]))

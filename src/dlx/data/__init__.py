@@ -16,7 +16,7 @@ DATASETS: Registry = Registry("data")
 
 def catalogue() -> Registry:
     """``DATASETS`` with every source module imported, so that all options are registered."""
-    from dlx.data import digits, imagefolder, sequence, vision  # noqa: F401
+    from dlx.data import digits, imagefolder, sequence, synthetic, vision  # noqa: F401
 
     return DATASETS
 
