@@ -424,3 +424,26 @@ def test_digits_read_from_sklearns_file_equal_load_digits():
     ref = sk_load_digits()
     assert (images == ref.data).all()
     assert (labels == ref.target).all()
+
+
+def test_synthetic_images_have_the_configured_shape_and_classes():
+    import torch
+
+    from dlx.data import build_data
+
+    cfg = {
+        "name": "synthetic",
+        "image_size": 16,
+        "channels": 3,
+        "num_classes": 7,
+        "num_train": 40,
+        "num_val": 8,
+        "num_test": 8,
+        "batch_size": 16,
+    }
+    data = build_data(cfg, torch.device("cpu"))
+    x, y = next(iter(data.batches("train", shuffle=True, seed=1)))
+    assert x.shape == (16, 3, 16, 16) and x.dtype == torch.uint8
+    assert int(y.max()) < 7 and data.info.input_shape == (3, 16, 16)
+    again = build_data(cfg, torch.device("cpu"))
+    assert torch.equal(data.splits["train"][0], again.splits["train"][0])  # seeded
