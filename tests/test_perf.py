@@ -42,7 +42,13 @@ def single(tmp_path_factory) -> dict:
 
 # --- summary.json: throughput and memory; precision; channels_last ---------------------------
 def test_bf16_channels_last_run_reports_throughput_and_peak_memory(dlx):
-    r = dlx("train", *QUICK, "trainer.precision=bf16-mixed", "trainer.channels_last=true")
+    r = dlx(
+        "train",
+        *QUICK,
+        "data.batch_size=64",
+        "trainer.precision=bf16-mixed",
+        "trainer.channels_last=true",
+    )
     assert r.returncode == 0, r.stderr
     assert "dlx run" in r.stdout  # the end-of-run table (not quiet)
     run_dir = next((dlx.cwd / "outputs" / "runs").iterdir())

@@ -109,10 +109,11 @@ def test_load_names_the_file(tmp_path):
 
 # --- divergence -------------------------------------------------------------------------------
 def test_divergence_stops_with_step_and_last_finite_loss_and_keeps_best(dlx):
-    # sgd at lr=100 stays finite through epoch 1 and blows up at step 4 (epoch 2)
+    # sgd at lr=100, batch 64: finite through epoch 1, blows up at step 4 (epoch 2)
     r = dlx(
         "train",
         *QUIET,
+        "data.batch_size=64",
         "trainer.log_every_n_steps=5",
         "optim=sgd",
         "optim.lr=100",
