@@ -161,3 +161,12 @@ def test_unknown_command_exits_2(dlx):
 def test_eval_of_a_folder_that_is_no_run_exits_2(dlx):
     r = dlx("eval", str(dlx.cwd))
     assert r.returncode == 2 and "not a dlx run dir" in r.stderr
+
+
+def test_shell_completion_completes_train_overrides(dlx):
+    script = dlx("train", "--shell-completion", "install=bash")
+    assert script.returncode == 0 and "hydra_bash_completion" in script.stdout
+    line = "dlx train optim="
+    r = dlx("-sc", "query=bash", env={"COMP_LINE": line, "COMP_POINT": str(len(line))})
+    assert r.returncode == 0, r.stderr
+    assert {"optim=adam", "optim=sgd", "optim=nesterov"} <= set(r.stdout.split())

@@ -182,6 +182,20 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
 }
 
 
+def _drop_train_from_comp_line() -> None:
+    """Hydra's shell completion reads the line being typed (``dlx train model=…``) from
+    ``COMP_LINE`` and expects the app name alone before the overrides: drop ``train``."""
+    import re
+
+    line = os.environ.get("COMP_LINE")
+    m = re.match(r"^(\s*\S+)(\s+train)\b", line or "")
+    if not m:
+        return
+    os.environ["COMP_LINE"] = m.group(1) + line[m.end():]
+    point = int(os.environ.get("COMP_POINT", len(line)))
+    os.environ["COMP_POINT"] = str(max(len(m.group(1)), point - len(m.group(2))))
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -192,6 +206,9 @@ def main(argv: list[str] | None = None) -> None:
 
         print(f"dlx {__version__}")
         sys.exit(0)
+    if argv[0] in ("-sc", "--shell-completion"):  # the completion script calls `dlx -sc …`
+        argv = ["train", *argv]
+        _drop_train_from_comp_line()
     command, args = argv[0], argv[1:]
     if command not in COMMANDS:
         _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
