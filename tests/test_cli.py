@@ -170,3 +170,64 @@ def test_shell_completion_completes_train_overrides(dlx):
     r = dlx("-sc", "query=bash", env={"COMP_LINE": line, "COMP_POINT": str(len(line))})
     assert r.returncode == 0, r.stderr
     assert {"optim=adam", "optim=sgd", "optim=nesterov"} <= set(r.stdout.split())
+
+
+def test_failed_run_summary_keeps_what_was_trained(dlx):
+    # diverges in epoch 2 (see test_safety): the summary still says epoch 1 was trained
+    r = dlx(
+        "train",
+        *QUICK,
+        "data.batch_size=64",
+        "trainer.log_every_n_steps=5",
+        "optim=sgd",
+        "optim.lr=100",
+        "trainer.max_epochs=3",
+    )
+    assert r.returncode == 1
+    s = read_summary(only_run_dir(dlx.cwd))
+    assert s["status"] == "diverged" and s["epochs"] == 1 and s["best_epoch"] == 1
+    assert "val/acc" in s["metrics"]
+
+
+def test_short_runs_still_log_the_step_tags(dlx):
+    r = dlx(
+        "train",
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+    )
+    assert r.returncode == 0, r.stderr
+    tags = scalar_tags(only_run_dir(dlx.cwd))
+    assert {"train/loss", "opt/lr", "opt/grad_norm"} <= set(tags)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["~model"], "model: config group missing"),
+        (["trainer.monitor=val/xx"], "trainer.monitor=val/xx: unknown metric"),
+    ],
+)
+def test_missing_group_and_bad_monitor_exit_2_before_training(dlx, args, message):
+    r = dlx("train", *args, *QUICK)
+    assert r.returncode == 2 and message in r.stderr, r.stderr
+    assert not list(dlx.cwd.rglob("last.pt"))  # nothing was trained
+
+
+def test_eval_refuses_replacing_a_config_group(dlx):
+    assert dlx("train", *QUICK).returncode == 0
+    r = dlx("eval", str(only_run_dir(dlx.cwd)), "model=resnet")
+    assert r.returncode == 2 and "model: a config group" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_runs_sort_puts_the_best_first_and_rejects_unknown_keys():
+    from dlx.errors import UsageError
+    from dlx.runs import sort_runs
+
+    runs = [{"metrics": {"val/loss": v, "val/acc": 1 - v}} for v in (0.5, 0.1, 0.3)]
+    assert [r["metrics"]["val/loss"] for r in sort_runs(runs, "val/loss")] == [0.1, 0.3, 0.5]
+    assert [r["metrics"]["val/acc"] for r in sort_runs(runs, "val/acc")] == [0.9, 0.7, 0.5]
+    assert [r["metrics"]["val/acc"] for r in sort_runs(runs, "-val/acc")] == [0.5, 0.7, 0.9]
+    with pytest.raises(UsageError, match="--sort nosuch"):
+        sort_runs(runs, "nosuch")

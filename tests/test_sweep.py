@@ -264,3 +264,36 @@ def test_swept_keys_and_ranking():
     assert sweep.swept_keys(trials) == ["optim", "regularization"]
     assert [t["number"] for t in sweep.ranked(trials)] == [2, 0, 1]
     assert [t["number"] for t in sweep.ranked(trials, "min")] == [0, 2, 1]
+
+
+def test_ctrl_c_stops_the_whole_sweep_with_exit_130(tmp_path):
+    sweep_dir = tmp_path / "sw"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "dlx",
+            "train",
+            "-m",
+            "optim.lr=0.001,0.002",
+            "trainer.max_epochs=200",
+            "trainer.progress=false",
+            f"hydra.sweep.dir={sweep_dir}",
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not (sweep_dir / "0" / "checkpoints" / "last.pt").exists():
+        assert proc.poll() is None and time.time() < deadline, proc.communicate()
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"hydra.sweep.dir={sweep_dir}" in err
+    assert json.loads((sweep_dir / "0" / "summary.json").read_text())["status"] == "interrupted"
+    assert not (sweep_dir / "1").exists()  # the next trial never started

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,15 @@ def train(cfg: DictConfig) -> float | None:
         ERRORS.append(e)
         return None
     LAST.update(summary)
+    if hc.mode == RunMode.MULTIRUN and summary.get("status") == "interrupted":
+        # Ctrl-C / SIGTERM ends the whole sweep (exit 130/143), not just this trial
+        print(
+            f"sweep interrupted: run the same command with hydra.sweep.dir={run_dir.parent} "
+            "to continue it",
+            file=sys.stderr,
+            flush=True,
+        )
+        raise KeyboardInterrupt
     return sweep.objective(summary, cfg.trainer.get("monitor", "val/acc"))
 
 

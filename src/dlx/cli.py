@@ -28,7 +28,7 @@ commands:
 """
 
 #: exit codes by final run status (SPEC)
-EXIT = {"completed": 0, "stopped_early": 0, "failed": 1, "diverged": 1, "interrupted": 130}
+EXIT = {"completed": 0, "stopped_early": 0, "failed": 1, "diverged": 1}
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
@@ -123,10 +123,10 @@ def cmd_resume(args: list[str]) -> int:
 
 
 def cmd_eval(args: list[str]) -> int:
-    from dlx.runs import evaluate_run, load_run_config
+    from dlx.runs import load_run_config, print_eval
 
     run_dir, overrides = _run_dir_arg("eval", args)
-    evaluate_run(load_run_config(run_dir, overrides), run_dir)
+    print_eval(load_run_config(run_dir, overrides), run_dir)
     return 0
 
 
@@ -191,7 +191,7 @@ def _drop_train_from_comp_line() -> None:
     m = re.match(r"^(\s*\S+)(\s+train)\b", line or "")
     if not m:
         return
-    os.environ["COMP_LINE"] = m.group(1) + line[m.end():]
+    os.environ["COMP_LINE"] = m.group(1) + line[m.end() :]
     point = int(os.environ.get("COMP_POINT", len(line)))
     os.environ["COMP_POINT"] = str(max(len(m.group(1)), point - len(m.group(2))))
 
@@ -215,13 +215,12 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(2)
     try:
         code = COMMANDS[command](args)
-    except UsageError as e:
+    except (UsageError, RunFailed) as e:
         _print_error(command, str(e))
-        code = 2
-    except RunFailed as e:
-        _print_error(command, str(e))
-        code = 1
-    except KeyboardInterrupt:
+        code = e.exit_code
+    except KeyboardInterrupt:  # a second Ctrl-C, or a sweep stopped by a signal
+        app = sys.modules.get("dlx.app")
+        last = app.LAST if app is not None else {}
+        code = SIGNAL_EXIT.get(last.get("signal", "SIGINT"), 130)
         print("interrupted", file=sys.stderr)
-        code = 130
     sys.exit(code)

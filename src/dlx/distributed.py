@@ -211,11 +211,6 @@ def any_rank(ctx: Dist, flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
-def barrier(ctx: Dist) -> None:
-    if ctx.enabled:
-        dist.barrier()
-
-
 def wrap(model: torch.nn.Module, ctx: Dist, device: torch.device) -> torch.nn.Module:
     """``model`` in DistributedDataParallel when there are several ranks."""
     if not ctx.enabled:

@@ -16,7 +16,7 @@ from dlx.errors import UsageError
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     """The run's saved config (``.hydra/config.yaml``) with ``key=value`` overrides applied."""
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
@@ -25,8 +25,14 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
         key, eq, value = item.partition("=")
         if not eq:
             raise UsageError(f"cannot parse override '{item}' (expected key=value)")
-        if OmegaConf.select(cfg, key, default=KeyError) is KeyError:
+        current = OmegaConf.select(cfg, key, default=KeyError)
+        if current is KeyError:
             raise UsageError(f"{key}: unknown key in the run's config")
+        if isinstance(current, DictConfig):
+            raise UsageError(
+                f"{key}: a config group; dlx eval takes key=value overrides of the run's "
+                "config (e.g. data.batch_size=512), the model must stay the run's"
+            )
         try:
             OmegaConf.update(cfg, key, OmegaConf.create({"v": value})["v"] if value else value)
         except OmegaConfBaseException as e:
@@ -34,7 +40,7 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     return cfg
 
 
-def evaluate_run(cfg, run_dir: Path) -> dict[str, float]:
+def print_eval(cfg, run_dir: Path) -> dict[str, float]:
     """``dlx eval``: the best checkpoint's val and test metrics, printed as a table."""
     from dlx.train import evaluate_run as evaluate
 
@@ -73,11 +79,14 @@ def print_model_summary(cfg) -> None:
 
     from dlx.data import build_data
     from dlx.models import build_model
+    from dlx.regularize import Regularization
     from dlx.summary import print_summary
+    from dlx.train import check_root
 
+    check_root(cfg)
     data = build_data(cfg.data, torch.device("cpu"))
-    model = build_model(cfg.model, data.info)
-    print_summary(model, data.info, Console())
+    model_node = Regularization(cfg.get("regularization")).model_config(cfg.model)
+    print_summary(build_model(model_node, data.info), data.info, Console())
 
 
 # --- the runs table -------------------------------------------------------------------------
@@ -105,8 +114,30 @@ def read_run(run_dir: Path) -> dict[str, Any]:
 COLUMNS = ("val/acc", "test/acc", "val/loss", "test/loss")
 
 
+def sort_runs(runs: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
+    """``runs`` ordered by ``sort`` (see ``print_runs``); runs without that key go last."""
+    name = sort.lstrip("-")
+    value = lambda r: r["metrics"].get(name, r.get(name))  # noqa: E731
+    if runs and all(value(r) is None for r in runs):
+        raise UsageError(
+            f"--sort {sort}: no run has it; use a metric ({', '.join(COLUMNS)}), status, "
+            "epochs or duration_s"
+        )
+    ascending = ("loss" in name or "duration" in name) != sort.startswith("-")
+    have = [r for r in runs if value(r) is not None]
+    have.sort(
+        key=lambda r: value(r) if isinstance(value(r), int | float) else str(value(r)),
+        reverse=not ascending,
+    )
+    return have + [r for r in runs if value(r) is None]
+
+
 def print_runs(root: Path, sort: str | None = None, console: Console | None = None) -> None:
-    """A Rich table of every run under ``root``; ``sort`` by a metric, status, epochs or dir."""
+    """A Rich table of every run under ``root``; ``sort`` by a metric or a summary key.
+
+    Losses and durations sort best (smallest) first, everything else largest first;
+    ``-KEY`` reverses that.
+    """
     console = console or Console()
     if not console.is_terminal:
         console.width = max(console.width, 200)
@@ -118,12 +149,7 @@ def print_runs(root: Path, sort: str | None = None, console: Console | None = No
         return print_leaderboard(Path(root), console)
     runs = [read_run(d) for d in find_runs(root)]
     if sort:
-
-        def key(r: dict[str, Any]) -> Any:
-            v = r["metrics"].get(sort, r.get(sort))
-            return (v is None, -v if isinstance(v, int | float) else str(v))
-
-        runs.sort(key=key)
+        runs = sort_runs(runs, sort)
     table = Table(title=f"runs under {root}", title_justify="left")
     for col in ("run", "status", "overrides", "epochs", *COLUMNS, "time"):
         table.add_column(col, justify="right" if col in COLUMNS or col == "epochs" else "left")

@@ -44,6 +44,9 @@ from dlx.registry import check, to_schema
 from dlx.regularize import Regularization
 from dlx.state import EpochMeter, State, maybe_test_kill, restore, snapshot
 
+#: what each epoch measures: what trainer.monitor and early stopping may watch
+EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
+
 #: the config's top-level keys: one per group
 ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "trainer")
 
@@ -53,6 +56,11 @@ def check_root(cfg: DictConfig) -> None:
     for key in cfg:
         if key not in ROOT_KEYS:
             raise UsageError(f"{key}: unknown top-level key; allowed: {', '.join(ROOT_KEYS)}")
+    missing = [k for k in ROOT_KEYS if k not in cfg]
+    if missing:
+        raise UsageError(
+            f"{', '.join(missing)}: config group missing; choose an option, e.g. {missing[0]}=…"
+        )
 
 
 @dataclass
@@ -270,6 +278,8 @@ def run(
         else:
             stderr_line(f"rank {ctx.rank}: {traceback.format_exc()}")
     finally:
+        if summary["status"] in ("failed", "diverged") and "state" in held:
+            _fill(summary, held["state"])  # what was trained before it went wrong
         if summary["status"] in ("failed", "diverged") or "error" in summary:
             distributed.kill_workers(ctx)  # a rank that failed alone would leave the rest waiting
         distributed.finish(ctx)
@@ -345,6 +355,12 @@ def _train(
     inputs = Inputs(info, device, trainer.channels_last)
     objective = Objective(info, regs.label_smoothing)
     eval_objective = Objective(info)  # val/test losses: plain, comparable across runs
+    epoch_metrics = dict.fromkeys(EPOCH_METRICS, 0.0)  # monitor typos fail before training
+    _metric(epoch_metrics, trainer.monitor, "trainer.monitor")
+    if regs.early_stopping is not None:
+        _metric(
+            epoch_metrics, regs.early_stopping.cfg.monitor, "regularization.early_stopping.monitor"
+        )
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
 
     # Resume: everything the checkpoint carries (model, optimizer, schedule, scaler, augment
@@ -368,13 +384,14 @@ def _train(
         state = restore(checkpoint.load(ckpt_dir / "last.pt"), own, meter)
         if not ctx.main:
             meter.reset()
+    held["state"] = state
     if ctx.enabled and not ctx.main:  # different dropout etc. per rank, reproducibly
         torch.manual_seed(trainer.seed + 1_000_003 * ctx.rank + state.step)
     guard = NonFiniteGuard(device, trainer.on_nonfinite, state.last_finite_loss, state.skipped)
 
     # TensorBoard: a resume drops events logged after the checkpoint (no duplicated steps).
     if ctx.main:
-        tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step + 1 if resume else None)
+        tb = held["tb"] = TensorBoard(run_dir, purge_step=state.step + 1 if resumed else None)
     else:
         tb = NullBoard()
     tb.hparams_start(flatten(OmegaConf.to_container(cfg, resolve=True)))
@@ -466,7 +483,8 @@ def _train(
                 scaler.scale(total).backward()
                 # the mean over ranks, so every rank takes the same finite/non-finite decision
                 finite = guard.observe(distributed.all_mean(ctx, total), state.step + 1)
-                log_now = (state.step + 1) % log_every == 0
+                # log every log_every steps and at each epoch's last step (short runs too)
+                log_now = (state.step + 1) % log_every == 0 or i + 1 == steps_per_epoch
                 if skip_nonfinite:
                     zero_nonfinite_grads(params, finite)
                 if regs.clip is not None or log_now:
