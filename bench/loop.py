@@ -67,7 +67,7 @@ def dlx_loop(epochs: int, batch_size: int) -> float:
     return summary["samples_per_s"]
 
 
-def measure(repeats: int = 5, epochs: int = 5, batch_size: int = 64) -> dict[str, float]:
+def measure(repeats: int = 7, epochs: int = 20, batch_size: int = 64) -> dict[str, float]:
     bare_loop(1, batch_size)  # warm up allocator and kernels
     bare, ours = [], []
     for _ in range(repeats):
@@ -85,7 +85,7 @@ def measure(repeats: int = 5, epochs: int = 5, batch_size: int = 64) -> dict[str
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--repeats", type=int, default=7)
+    p.add_argument("--epochs", type=int, default=20)
     args = p.parse_args()
     print(measure(args.repeats, args.epochs))

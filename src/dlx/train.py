@@ -483,8 +483,10 @@ def _train(
                 scaler.scale(total).backward()
                 # the mean over ranks, so every rank takes the same finite/non-finite decision
                 finite = guard.observe(distributed.all_mean(ctx, total), state.step + 1)
-                # log every log_every steps and at each epoch's last step (short runs too)
-                log_now = (state.step + 1) % log_every == 0 or i + 1 == steps_per_epoch
+                # every log_every steps; a run shorter than that logs its first epoch's end
+                log_now = (state.step + 1) % log_every == 0 or (
+                    i + 1 == steps_per_epoch and state.step + 1 < log_every
+                )
                 if skip_nonfinite:
                     zero_nonfinite_grads(params, finite)
                 if regs.clip is not None or log_now:
@@ -502,7 +504,9 @@ def _train(
                 schedule.step_batch()
                 state.step += 1
                 state.batch = i + 1
-                meter.add(loss, objective.correct(out.detach(), y), len(yb), finite)
+                # stop mode ends the run at a non-finite step: no masking needed
+                masked = finite if skip_nonfinite else None
+                meter.add(loss, objective.correct(out.detach(), y), len(yb), masked)
                 window_seen += len(yb) * ctx.world
                 epoch_samples += len(yb) * ctx.world
                 if profiler is not None:
