@@ -172,23 +172,6 @@ def test_shell_completion_completes_train_overrides(dlx):
     assert {"optim=adam", "optim=sgd", "optim=nesterov"} <= set(r.stdout.split())
 
 
-def test_failed_run_summary_keeps_what_was_trained(dlx):
-    # diverges in epoch 2 (see test_safety): the summary still says epoch 1 was trained
-    r = dlx(
-        "train",
-        *QUICK,
-        "data.batch_size=64",
-        "trainer.log_every_n_steps=5",
-        "optim=sgd",
-        "optim.lr=100",
-        "trainer.max_epochs=3",
-    )
-    assert r.returncode == 1
-    s = read_summary(only_run_dir(dlx.cwd))
-    assert s["status"] == "diverged" and s["epochs"] == 1 and s["best_epoch"] == 1
-    assert "val/acc" in s["metrics"]
-
-
 def test_short_runs_still_log_the_step_tags(dlx):
     r = dlx(
         "train",

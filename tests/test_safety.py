@@ -125,6 +125,8 @@ def test_divergence_stops_with_step_and_last_finite_loss_and_keeps_best(dlx):
     assert s["status"] == "diverged"
     assert "non-finite loss at step 4; last finite loss" in s["error"]
     assert "non-finite loss at step 4" in r.stderr
+    # the summary keeps what was trained before it went wrong
+    assert s["epochs"] == 1 and s["best_epoch"] == 1 and "val/acc" in s["metrics"]
     best = checkpoint.load(run / "checkpoints" / "best.pt")
     assert best["state"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in best["model"].values())
