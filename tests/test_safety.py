@@ -3,6 +3,7 @@ malformed overrides (property-based), distinct run dirs, safe defaults."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 from conftest import QUICK, read_summary, run_dlx, scalar_tags
 from dlx import checkpoint, cli
 from dlx.errors import RunFailed
+from dlx.meter import MAX_PENDING, TrainMeter, epoch_metrics
+from dlx.nonfinite import Diverged
 
 QUIET = [*QUICK, "trainer.progress=false"]
 
@@ -130,6 +133,56 @@ def test_divergence_stops_with_step_and_last_finite_loss_and_keeps_best(dlx):
     best = checkpoint.load(run / "checkpoints" / "best.pt")
     assert best["state"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in best["model"].values())
+
+
+def _hits(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return pred == target
+
+
+def _record(meter: TrainMeter, step: int, loss: float, pred: list[int], target: list[int]):
+    t = torch.tensor(loss, requires_grad=True)
+    return meter.record(step, t, t, torch.tensor(pred), torch.tensor(target), len(pred))
+
+
+def test_meter_stops_at_the_first_bad_step_naming_the_last_finite_loss_before_it():
+    meter = TrainMeter(torch.device("cpu"), _hits, last_finite=0.5)
+    _record(meter, 1, 2.0, [1, 2], [1, 0])
+    _record(meter, 2, 1.5, [0, 0], [0, 0])
+    meter.sync()
+    assert meter.last_finite == 1.5
+    for step, value in [(3, 1.25), (4, math.inf), (5, 1.0), (6, math.nan)]:
+        _record(meter, step, value, [0, 0], [0, 0])
+    with pytest.raises(Diverged, match=r"^non-finite loss at step 4; last finite loss 1\.25$"):
+        meter.sync()
+
+
+def test_meter_skips_bad_steps_in_the_sums_and_counts_them():
+    meter = TrainMeter(torch.device("cpu"), _hits, skip_nonfinite=True, skipped=2)
+    _record(meter, 1, 1.0, [1, 2, 3], [1, 2, 0])  # 2 of 3 right
+    _record(meter, 2, math.nan, [5, 5], [5, 5])  # skipped: counts for nothing
+    _record(meter, 3, 0.5, [4], [4])
+    assert epoch_metrics(meter.state_dict()) == {"train/loss": 3.5 / 4, "train/acc": 3 / 4}
+    assert (meter.last_finite, meter.skipped) == (0.5, 3)
+
+
+def test_meter_sums_do_not_depend_on_where_the_syncs_fall():
+    losses = torch.rand(50, generator=torch.Generator().manual_seed(0)).tolist()
+    sums = []
+    for every in (1, 7, 50):
+        meter = TrainMeter(torch.device("cpu"), _hits)
+        for step, value in enumerate(losses, 1):
+            _record(meter, step, value, [step % 3], [0])
+            if step % every == 0:
+                meter.sync()
+        sums.append(meter.state_dict())
+    assert all(s == sums[0] for s in sums[1:])  # bit for bit, hence exact resume
+    assert int(sums[0]["correct"]) == 16 and int(sums[0]["seen"]) == 50
+
+
+def test_meter_asks_for_a_sync_when_its_pending_list_is_full():
+    meter = TrainMeter(torch.device("cpu"), _hits)
+    due = [_record(meter, s, 1.0, [0], [0]) for s in range(1, MAX_PENDING + 1)]
+    assert due == [False] * (MAX_PENDING - 1) + [True]
 
 
 def test_on_nonfinite_skip_skips_and_counts(dlx):

@@ -1,15 +1,13 @@
-"""Non-finite losses, watched on the device: ``trainer.on_nonfinite=stop|skip``.
+"""Non-finite losses: ``trainer.on_nonfinite=stop|skip``.
 
-``stop`` (default) records the first non-finite step and the last finite loss in device
-tensors; the loop reads them only where it syncs anyway (log steps, checkpoints, epoch end)
-and stops with ``Diverged``. ``skip`` turns a non-finite step into a no-op without a host sync:
-the step's gradients are zeroed and the parameters and optimizer state it touched are put
-back with ``torch.where``; skipped steps are counted (``train/skipped_steps``).
+The watch itself is in ``meter.TrainMeter`` (it reads the losses where the loop syncs anyway).
+``stop`` (default) ends the run there with ``Diverged``. ``skip`` makes a non-finite step a
+no-op on the device, without a host sync: the step's gradients are zeroed and the parameters
+and optimizer state it touched are put back with ``torch.where``.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 import torch
@@ -18,42 +16,6 @@ from torch import Tensor
 
 class Diverged(Exception):
     """The loss became non-finite."""
-
-
-class NonFiniteGuard:
-    """Watches each step's loss on the device; ``check()`` is the only host read."""
-
-    def __init__(
-        self, device: torch.device, mode: str, last_finite: float | None = None, skipped: int = 0
-    ) -> None:
-        self.mode = mode
-        self.first_bad = torch.full((), -1, device=device, dtype=torch.long)
-        start = math.nan if last_finite is None else last_finite
-        self.last_finite = torch.full((), start, device=device)
-        self.skipped = torch.full((), skipped, device=device, dtype=torch.long)
-
-    def observe(self, loss: Tensor, step: int) -> Tensor:
-        """Record step ``step``'s loss; return a device bool: is it finite?"""
-        loss = loss.detach().float()
-        finite = torch.isfinite(loss)
-        if self.mode == "skip":
-            self.skipped += (~finite).long()
-        else:
-            first = (self.first_bad < 0) & ~finite
-            self.first_bad = torch.where(first, step, self.first_bad)
-        keep = finite & (self.first_bad < 0)
-        self.last_finite = torch.where(keep, loss, self.last_finite)
-        return finite
-
-    def check(self) -> tuple[float | None, int]:
-        """Raise ``Diverged`` if a step went non-finite (stop mode); else return the last
-        finite loss and the number of skipped steps (one host sync)."""
-        last = self.last_finite.item()
-        last_finite = last if math.isfinite(last) else None
-        bad = int(self.first_bad.item())
-        if bad >= 0:
-            raise Diverged(f"non-finite loss at step {bad}; last finite loss {last_finite}")
-        return last_finite, int(self.skipped.item())
 
 
 @torch.no_grad()

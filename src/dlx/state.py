@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from dlx.meter import TrainMeter
 
 
 @dataclass
@@ -35,43 +37,6 @@ class State:
     def from_dict(cls, data: dict[str, Any]) -> State:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         return cls(**known)
-
-
-class EpochMeter:
-    """The running sums behind an epoch's train metrics, kept on the device (no host sync)."""
-
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.reset()
-
-    def reset(self) -> None:
-        self.loss_sum = torch.zeros((), device=self.device)
-        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
-        self.seen = torch.zeros((), device=self.device, dtype=torch.long)
-
-    def add(self, loss: Tensor, correct: Tensor, n: int, finite: Tensor | None = None) -> None:
-        """Add a batch of ``n`` samples; a batch whose ``finite`` is False counts for nothing."""
-        loss_sum = loss.detach().float() * n
-        if finite is None:
-            self.loss_sum += loss_sum
-            self.correct += correct
-            self.seen += n
-            return
-        self.loss_sum += torch.where(finite, loss_sum, 0.0)
-        self.correct += torch.where(finite, correct, 0)
-        self.seen += finite.long() * n
-
-    def result(self) -> dict[str, float]:
-        """The epoch's mean train loss and accuracy (one host sync)."""
-        n = max(int(self.seen.item()), 1)
-        return {"train/loss": self.loss_sum.item() / n, "train/acc": self.correct.item() / n}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {k: getattr(self, k).cpu() for k in ("loss_sum", "correct", "seen")}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        for k in ("loss_sum", "correct", "seen"):
-            setattr(self, k, state[k].to(self.device, getattr(self, k).dtype))
 
 
 # --- random streams ---------------------------------------------------------------------------
@@ -116,16 +81,19 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 
 # --- a whole training checkpoint ----------------------------------------------------------------
-def snapshot(parts: dict[str, Any], state: State, meter: EpochMeter, config: Any) -> dict[str, Any]:
+def snapshot(
+    parts: dict[str, Any], state: State, meter: dict[str, Any], config: Any
+) -> dict[str, Any]:
     """Everything a resume needs: each part's ``state_dict()`` (None parts are left out), the
-    counters, the in-epoch sums, every random stream and the resolved config."""
+    counters, the in-epoch sums (``TrainMeter.state_dict()``, summed over ranks), every random
+    stream and the resolved config."""
     out = {name: obj.state_dict() for name, obj in parts.items() if obj is not None}
-    out.update(state=state.state_dict(), meter=meter.state_dict(), rng=capture_rng())
+    out.update(state=state.state_dict(), meter=meter, rng=capture_rng())
     out["config"] = config
     return out
 
 
-def restore(ck: dict[str, Any], parts: dict[str, Any], meter: EpochMeter) -> State:
+def restore(ck: dict[str, Any], parts: dict[str, Any], meter: TrainMeter) -> State:
     """Load ``snapshot``'s output back into ``parts`` and the random streams; return the
     counters."""
     for name, obj in parts.items():

@@ -34,15 +34,16 @@ from dlx.data.base import DataInfo, DataModule
 from dlx.distributed import Dist
 from dlx.errors import RunFailed, UsageError
 from dlx.log import NullBoard, Progress, TensorBoard, flatten, stderr_line, summary_table
+from dlx.meter import TrainMeter, epoch_metrics
 from dlx.models import build_model
-from dlx.nonfinite import Diverged, NonFiniteGuard, masked_step, zero_nonfinite_grads
+from dlx.nonfinite import Diverged, masked_step, zero_nonfinite_grads
 from dlx.optim import build_optimizer, build_schedule
 from dlx.optstats import clip_and_measure, histograms, read, total_norm
 from dlx.perf import Throughput, perf_summary
 from dlx.profile import StepProfiler
 from dlx.registry import check, to_schema
 from dlx.regularize import Regularization
-from dlx.state import EpochMeter, State, maybe_test_kill, restore, snapshot
+from dlx.state import State, maybe_test_kill, restore, snapshot
 
 #: what each epoch measures: what trainer.monitor and early stopping may watch
 EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
@@ -152,11 +153,23 @@ class Objective:
             return F.mse_loss(out.squeeze(-1).float(), y.float())
         return F.cross_entropy(out.float(), y, label_smoothing=self.smoothing)
 
-    def correct(self, out: Tensor, y: Tensor) -> Tensor:
-        if self.regression:  # Hochreiter & Schmidhuber (1997): solved when |error| < 0.04
-            return ((out.squeeze(-1).float() - y).abs() < 0.04).sum()
+    def predict(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """One prediction and one target per sample (what ``hits`` compares)."""
+        out = out.detach()
+        if self.regression:
+            return out.squeeze(-1), y
         target = y.argmax(-1) if y.is_floating_point() else y  # soft targets (mixup, cutmix)
-        return (out.argmax(-1) == target).sum()
+        return out.argmax(-1), target
+
+    def hits(self, pred: Tensor, target: Tensor) -> Tensor:
+        """A bool per sample: top-1 right, or (regression) |error| < 0.04, the tolerance of
+        Hochreiter & Schmidhuber (1997)."""
+        if self.regression:
+            return (pred.float() - target).abs() < 0.04
+        return pred == target
+
+    def correct(self, out: Tensor, y: Tensor) -> Tensor:
+        return self.hits(*self.predict(out, y)).sum()
 
 
 class Inputs:
@@ -355,12 +368,10 @@ def _train(
     inputs = Inputs(info, device, trainer.channels_last)
     objective = Objective(info, regs.label_smoothing)
     eval_objective = Objective(info)  # val/test losses: plain, comparable across runs
-    epoch_metrics = dict.fromkeys(EPOCH_METRICS, 0.0)  # monitor typos fail before training
-    _metric(epoch_metrics, trainer.monitor, "trainer.monitor")
+    known = dict.fromkeys(EPOCH_METRICS, 0.0)  # monitor typos fail before training
+    _metric(known, trainer.monitor, "trainer.monitor")
     if regs.early_stopping is not None:
-        _metric(
-            epoch_metrics, regs.early_stopping.cfg.monitor, "regularization.early_stopping.monitor"
-        )
+        _metric(known, regs.early_stopping.cfg.monitor, "regularization.early_stopping.monitor")
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
 
     # Resume: everything the checkpoint carries (model, optimizer, schedule, scaler, augment
@@ -373,7 +384,7 @@ def _train(
         "augment": augment,
         "early_stopping": regs.early_stopping,
     }
-    meter = EpochMeter(device)
+    meter = TrainMeter(device, objective.hits, trainer.on_nonfinite == "skip")
     state = State()
     ckpt_dir = run_dir / "checkpoints"
     resumed = resume and (ckpt_dir / "last.pt").exists()
@@ -387,7 +398,7 @@ def _train(
     held["state"] = state
     if ctx.enabled and not ctx.main:  # different dropout etc. per rank, reproducibly
         torch.manual_seed(trainer.seed + 1_000_003 * ctx.rank + state.step)
-    guard = NonFiniteGuard(device, trainer.on_nonfinite, state.last_finite_loss, state.skipped)
+    meter.last_finite, meter.skipped = state.last_finite_loss, state.skipped
 
     # TensorBoard: a resume drops events logged after the checkpoint (no duplicated steps).
     if ctx.main:
@@ -400,20 +411,21 @@ def _train(
         if cfg.get("augment"):
             log_preview(tb, data, augment, trainer.seed)
 
-    def sync_guard() -> None:  # raises Diverged; never save a non-finite step's weights
-        state.last_finite_loss, state.skipped = guard.check()
+    def sync_meter() -> None:  # raises Diverged; never save a non-finite step's weights
+        meter.sync()
+        state.last_finite_loss, state.skipped = meter.last_finite, meter.skipped
 
-    def global_meter() -> EpochMeter:  # the in-epoch sums of all ranks (a collective)
-        if not ctx.enabled:
-            return meter
-        total = EpochMeter(device)
-        total.load_state_dict(meter.state_dict())
-        distributed.all_sum(ctx, total.loss_sum, total.correct, total.seen)
-        return total
+    def epoch_sums() -> dict[str, Tensor]:  # the in-epoch sums of all ranks (a collective)
+        sums = meter.state_dict()
+        if ctx.enabled:
+            flat = torch.stack([v.double() for v in sums.values()]).to(device)
+            distributed.all_sum(ctx, flat)
+            sums = {k: v.to(sums[k].dtype) for k, v in zip(sums, flat.cpu(), strict=True)}
+        return sums
 
     def save(name: str) -> None:  # every rank calls it at the same point; rank 0 writes
-        sync_guard()
-        summed = global_meter()
+        sync_meter()
+        summed = epoch_sums()
         if not ctx.main:
             return
         if name == "last.pt":
@@ -482,7 +494,8 @@ def _train(
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(total).backward()
                 # the mean over ranks, so every rank takes the same finite/non-finite decision
-                finite = guard.observe(distributed.all_mean(ctx, total), state.step + 1)
+                total = distributed.all_mean(ctx, total)
+                finite = torch.isfinite(total.detach()) if skip_nonfinite else None
                 # every log_every steps; a run shorter than that logs its first epoch's end
                 log_now = (state.step + 1) % log_every == 0 or (
                     i + 1 == steps_per_epoch and state.step + 1 < log_every
@@ -504,16 +517,15 @@ def _train(
                 schedule.step_batch()
                 state.step += 1
                 state.batch = i + 1
-                # stop mode ends the run at a non-finite step: no masking needed
-                masked = finite if skip_nonfinite else None
-                meter.add(loss, objective.correct(out.detach(), y), len(yb), masked)
+                if meter.record(state.step, total, loss, *objective.predict(out, y), len(yb)):
+                    sync_meter()  # the pending list is full
                 window_seen += len(yb) * ctx.world
                 epoch_samples += len(yb) * ctx.world
                 if profiler is not None:
                     profiler.step()
 
                 if log_now:  # the only host sync of a step, every log_every steps
-                    sync_guard()
+                    sync_meter()
                     step_loss = distributed.all_mean(ctx, loss)
                     logged = read({"train/loss": step_loss, **penalties, **opt_stats})
                     value = logged["train/loss"]
@@ -539,10 +551,10 @@ def _train(
                 check_stop(sync_point=log_now)
 
             # ---- end of epoch: metrics, val, schedule, checkpoints ----
-            sync_guard()
+            sync_meter()
             speed.stop(epoch_samples)
             check_stop()
-            metrics = global_meter().result()
+            metrics = epoch_metrics(epoch_sums())
             metrics.update(
                 evaluate(
                     model,
