@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_summary, run_dlx, scalar_tags
+from dlx import checkpoint
 
 #: tiny deterministic runs: 3 epochs x 3 steps, augmentation on (its generator must resume too)
 RUN = [
@@ -126,3 +127,41 @@ def test_signal_saves_last_and_resume_completes(tmp_path, sig, code):
     assert s["status"] == "completed" and s["epochs"] == 1
     steps = [st for st, _ in scalar_tags(run)["train/loss"]]
     assert steps == sorted(set(steps))
+
+
+def test_second_ctrl_c_leaves_at_once_keeping_the_last_checkpoint(tmp_path):
+    # steps of ~1 s (ResNet-50, 96 px); last.pt after every step shows training is under way
+    args = [
+        "train",
+        "data=synthetic",
+        "data.image_size=96",
+        "data.batch_size=16",
+        "data.num_train=160",
+        "data.num_val=16",
+        "data.num_test=16",
+        "model=resnet",
+        "model.arch=resnet50",
+        "trainer.max_epochs=1",
+        "trainer.checkpoint_every_n_steps=1",
+        "trainer.progress=false",
+        "hydra.run.dir=run",
+    ]
+    proc = _start(args, tmp_path)
+    last = tmp_path / "run" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGINT)  # asks to stop after this step ...
+    time.sleep(0.1)
+    proc.send_signal(signal.SIGINT)  # ... and a second time: leave now
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted"
+    assert "checkpoint saved" not in err  # it did not wait to save the step it was in
+    assert "Traceback" not in err
+    s = read_summary(tmp_path / "run")
+    assert s["status"] == "interrupted" and s["signal"] == "SIGINT"
+    ck = checkpoint.load(last)  # the last complete checkpoint is intact
+    assert 1 <= ck["state"]["step"] < 10
+    assert {f.name for f in last.parent.iterdir()} <= {"last.pt", "best.pt"}  # no temp files
