@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conftest import QUICK, read_summary, run_dlx, scalar_tags
 from dlx import checkpoint, cli
 from dlx.errors import RunFailed
-from dlx.meter import MAX_PENDING, TrainMeter, epoch_metrics
+from dlx.meter import MAX_HELD, MAX_HELD_BYTES, MAX_PENDING, TrainMeter, epoch_metrics
 from dlx.nonfinite import Diverged
 
 QUIET = [*QUICK, "trainer.progress=false"]
@@ -179,10 +179,22 @@ def test_meter_sums_do_not_depend_on_where_the_syncs_fall():
     assert int(sums[0]["correct"]) == 16 and int(sums[0]["seen"]) == 50
 
 
-def test_meter_asks_for_a_sync_when_its_pending_list_is_full():
+def test_meter_asks_for_a_sync_and_counts_early_when_too_much_is_waiting():
     meter = TrainMeter(torch.device("cpu"), _hits)
     due = [_record(meter, s, 1.0, [0], [0]) for s in range(1, MAX_PENDING + 1)]
     assert due == [False] * (MAX_PENDING - 1) + [True]
+    meter.sync()  # losses read; the outputs wait to be counted
+    assert len(meter.held) == MAX_PENDING and int(meter.correct) == 0
+    for s in range(MAX_PENDING + 1, MAX_HELD + 1):
+        _record(meter, s, 1.0, [0], [0])
+    meter.sync()  # MAX_HELD steps' outputs held: counted now
+    assert meter.held == [] and int(meter.correct) == MAX_HELD
+
+    big = torch.zeros(MAX_HELD_BYTES // 4 // 3 + 1)  # a third of the bytes, and more
+    loss = torch.tensor(1.0)
+    assert [meter.record(s, loss, loss, big, big, 1) for s in (1, 2, 3)] == [False, False, True]
+    meter.sync()
+    assert meter.held == [] and meter.held_bytes == 0
 
 
 def test_on_nonfinite_skip_skips_and_counts(dlx):

@@ -1,16 +1,20 @@
 """The training steps' bookkeeping, kept off the host: ``TrainMeter``.
 
-A step hands over its loss tensors and its predictions and targets (one value per sample) and
-the meter keeps them as they are: no device work, no host sync. ``sync()`` runs only where the
-loop syncs anyway (log steps, checkpoints, epoch end), or every ``MAX_PENDING`` steps; it reads
-the pending losses to the host in one transfer and
+A step hands over its loss tensors, its outputs and its targets and the meter keeps them as
+they are: no device work, no host sync. ``sync()`` runs only where the loop syncs anyway (log
+steps, checkpoints, epoch end), or when too much waits (``MAX_PENDING``); it reads the pending
+losses to the host in one transfer and
 
 - stops the run with ``Diverged`` at the first non-finite loss (``trainer.on_nonfinite=stop``),
   naming its step and the last finite loss, or counts the step as skipped (``skip``: the step
   itself was already undone on the device, see ``nonfinite.masked_step``);
-- adds the finite steps to the epoch's sums: the loss in float64 on the host, step by step, so
+- adds the finite steps' losses to the epoch's sum in float64 on the host, step by step, so
   the sums do not depend on where the syncs fell (a resumed run matches an unbroken one bit for
-  bit), and the correct predictions in one device reduction.
+  bit).
+
+The correct predictions are counted later, for many steps at once (one argmax, one
+comparison): when the epoch's sums are read, or when the outputs held reach
+``MAX_HELD_BYTES``.
 """
 
 from __future__ import annotations
@@ -25,17 +29,21 @@ from torch import Tensor
 
 from dlx.nonfinite import Diverged
 
-#: at most this many steps wait for a sync (bounds the memory held between log steps)
+#: what may wait between syncs: this many steps' losses, this many steps' outputs, this many
+#: bytes of outputs (the memory held between log steps and epoch ends)
 MAX_PENDING = 256
+MAX_HELD = 1024
+MAX_HELD_BYTES = 64 * 2**20
 
 
-@dataclass
+@dataclass(slots=True)
 class _Step:
     step: int
-    total: Tensor  # what the watch sees: loss + penalties (the mean over ranks under DDP)
     loss: Tensor  # the objective alone, this rank's
-    pred: Tensor  # per sample
-    target: Tensor  # per sample
+    total: Tensor | None  # what the watch sees, when it is not ``loss``: loss + penalties,
+    #                       the mean over ranks under DDP
+    out: Tensor  # the model's outputs
+    y: Tensor  # the targets
     n: int
 
 
@@ -51,56 +59,78 @@ class TrainMeter:
         skipped: int = 0,
     ) -> None:
         self.device = device
-        self.hits = hits  # (pred, target) -> a bool per sample
+        self.hits = hits  # (outputs, targets) -> a bool per sample
         self.skip_nonfinite = skip_nonfinite
         self.last_finite = last_finite
         self.skipped = skipped
-        self.pending: list[_Step] = []
+        self.pending: list[_Step] = []  # losses not yet read
+        self.held: list[tuple[Tensor, Tensor]] = []  # finite steps' (outputs, targets)
+        self.held_bytes = 0  # outputs of pending and held steps
         self.reset()
 
     def reset(self) -> None:
         """Start an epoch's sums (the non-finite watch carries on)."""
         self.pending.clear()
+        self.held.clear()
+        self.held_bytes = 0
         self.loss_sum = 0.0
         self.seen = 0
         self.correct = torch.zeros((), device=self.device, dtype=torch.long)
 
     def record(
-        self, step: int, total: Tensor, loss: Tensor, pred: Tensor, target: Tensor, n: int
+        self, step: int, total: Tensor, loss: Tensor, out: Tensor, y: Tensor, n: int
     ) -> bool:
-        """Keep step ``step``'s tensors; True when ``sync()`` is due (the list is full)."""
-        self.pending.append(_Step(step, total.detach(), loss.detach(), pred, target, n))
-        return len(self.pending) >= MAX_PENDING
+        """Keep step ``step``'s tensors; True when ``sync()`` is due (too much is waiting)."""
+        out = out.detach()
+        watched = None if total is loss else total.detach()
+        self.pending.append(_Step(step, loss.detach(), watched, out, y, n))
+        self.held_bytes += out.nbytes
+        return len(self.pending) >= MAX_PENDING or self.held_bytes >= MAX_HELD_BYTES
 
     def sync(self) -> None:
-        """Fold the pending steps into the sums (one host transfer); raise ``Diverged`` at the
-        first non-finite loss unless non-finite steps are skipped."""
+        """Read the pending losses (one host transfer) into the sums; raise ``Diverged`` at
+        the first non-finite one unless non-finite steps are skipped."""
         if not self.pending:
             return
         steps, self.pending = self.pending, []
-        values = torch.stack([t.float() for s in steps for t in (s.total, s.loss)]).tolist()
-        kept = []
-        for s, total, loss in zip(steps, values[0::2], values[1::2], strict=True):
+        flat = []
+        for s in steps:
+            flat.append(s.loss)
+            if s.total is not None:
+                flat.append(s.total)
+        values = iter(torch.stack(flat).tolist())
+        for s in steps:
+            loss = next(values)
+            total = loss if s.total is None else next(values)
             if not math.isfinite(total):
                 if not self.skip_nonfinite:
                     raise Diverged(
                         f"non-finite loss at step {s.step}; last finite loss {self.last_finite}"
                     )
                 self.skipped += 1
+                self.held_bytes -= s.out.nbytes
                 continue
             self.last_finite = total
             self.loss_sum += loss * s.n
             self.seen += s.n
-            kept.append(s)
-        if kept:
-            pred = torch.cat([s.pred for s in kept])
-            target = torch.cat([s.target for s in kept])
-            self.correct += self.hits(pred, target).sum()
+            self.held.append((s.out, s.y))
+        if len(self.held) >= MAX_HELD or self.held_bytes >= MAX_HELD_BYTES:
+            self.count_correct()
+
+    def count_correct(self) -> None:
+        """Count the held steps' correct predictions, all at once (device work, no sync)."""
+        if self.held:
+            out = torch.cat([o for o, _ in self.held])
+            y = torch.cat([t for _, t in self.held])
+            self.correct += self.hits(out, y).sum()
+        self.held.clear()
+        self.held_bytes = sum(s.out.nbytes for s in self.pending)
 
     def state_dict(self) -> dict[str, Any]:
         """The epoch's sums so far (pending steps folded in first): what a checkpoint keeps
         and what ``epoch_metrics`` reads."""
         self.sync()
+        self.count_correct()
         return {
             "loss_sum": torch.tensor(self.loss_sum, dtype=torch.float64),
             "correct": self.correct.cpu(),
@@ -108,7 +138,7 @@ class TrainMeter:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.pending.clear()
+        self.reset()
         self.loss_sum = float(state["loss_sum"])
         self.seen = int(state["seen"])
         self.correct = torch.as_tensor(state["correct"]).to(self.device, torch.long)

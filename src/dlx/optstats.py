@@ -17,8 +17,12 @@ from dlx.regularize import ClipGradConfig, clip_gradients
 
 
 def total_norm(tensors: Iterable[Tensor]) -> Tensor:
-    """The global L2 norm of ``tensors`` (as if concatenated), on their device."""
-    return nn.utils.get_total_norm([t.detach() for t in tensors], 2.0, foreach=None)
+    """The global L2 norm of ``tensors`` (as if concatenated), on their device: one foreach
+    call on every device (``torch.nn.utils.get_total_norm`` loops in Python off CUDA)."""
+    ts = [t.detach() for t in tensors]
+    if not ts:
+        return torch.zeros(())
+    return torch.linalg.vector_norm(torch.stack(torch._foreach_norm(ts, 2.0)), 2.0)
 
 
 def clip_and_measure(

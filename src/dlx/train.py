@@ -29,7 +29,7 @@ from dlx import checkpoint, distributed
 from dlx.augment import build_augment
 from dlx.augment.preview import log_preview
 from dlx.augment.tta import TTA, tta_forward
-from dlx.data import build_data
+from dlx.data import build_data, catalogue
 from dlx.data.base import DataInfo, DataModule
 from dlx.distributed import Dist
 from dlx.errors import RunFailed, UsageError
@@ -153,23 +153,16 @@ class Objective:
             return F.mse_loss(out.squeeze(-1).float(), y.float())
         return F.cross_entropy(out.float(), y, label_smoothing=self.smoothing)
 
-    def predict(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """One prediction and one target per sample (what ``hits`` compares)."""
-        out = out.detach()
+    def hits(self, out: Tensor, y: Tensor) -> Tensor:
+        """A bool per sample: top-1 right (against the argmax of soft targets: mixup, cutmix),
+        or (regression) |error| < 0.04, the tolerance of Hochreiter & Schmidhuber (1997)."""
         if self.regression:
-            return out.squeeze(-1), y
-        target = y.argmax(-1) if y.is_floating_point() else y  # soft targets (mixup, cutmix)
-        return out.argmax(-1), target
-
-    def hits(self, pred: Tensor, target: Tensor) -> Tensor:
-        """A bool per sample: top-1 right, or (regression) |error| < 0.04, the tolerance of
-        Hochreiter & Schmidhuber (1997)."""
-        if self.regression:
-            return (pred.float() - target).abs() < 0.04
-        return pred == target
+            return (out.squeeze(-1).float() - y).abs() < 0.04
+        target = y.argmax(-1) if y.is_floating_point() else y
+        return out.argmax(-1) == target
 
     def correct(self, out: Tensor, y: Tensor) -> Tensor:
-        return self.hits(*self.predict(out, y)).sum()
+        return self.hits(out, y).sum()
 
 
 class Inputs:
@@ -262,7 +255,7 @@ def run(
         check_root(cfg)
         trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
         device = pick_device(trainer.device)
-        batch = int(cfg.data.get("batch_size", 1))
+        batch = getattr(catalogue().parse(cfg.data), "batch_size", 1)  # a bad one: exit 2
         ctx, run_dir = distributed.start(trainer.devices, device, batch, cfg, run_dir, resume)
         if ctx.enabled and device.type == "cuda":
             device = torch.device("cuda", ctx.local_rank)
@@ -517,7 +510,7 @@ def _train(
                 schedule.step_batch()
                 state.step += 1
                 state.batch = i + 1
-                if meter.record(state.step, total, loss, *objective.predict(out, y), len(yb)):
+                if meter.record(state.step, total, loss, out, y, len(yb)):
                     sync_meter()  # the pending list is full
                 window_seen += len(yb) * ctx.world
                 epoch_samples += len(yb) * ctx.world
