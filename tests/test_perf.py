@@ -9,6 +9,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,32 @@ def test_profile_writes_a_chrome_trace_prints_top_ops_and_trains_on(dlx):
     assert "ProfilerStep" not in r.stdout  # the step markers are not ops
     s = read_summary(dlx.cwd / "run")
     assert s["status"] == "completed" and s["epochs"] == 2  # the run went on after profiling
+
+
+def test_tensorboard_scalars_are_held_then_written_in_order_with_their_wall_times(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from dlx.log import TensorBoard
+
+    tb = TensorBoard(tmp_path)
+    tb.scalars({"a": 1.0, "b": 2.0}, 1)
+    wall = time.time()
+    time.sleep(0.05)
+    tb.scalars({"a": 3.0}, 2)
+    tb.writer.flush()  # the writer's own flush: nothing handed over yet
+    acc = EventAccumulator(str(tmp_path))
+    acc.Reload()
+    assert acc.Tags()["scalars"] == []
+    tb.flush()
+    acc.Reload()
+    a = acc.Scalars("a")
+    assert [(e.step, e.value) for e in a] == [(1, 1.0), (2, 3.0)]
+    assert [(e.step, e.value) for e in acc.Scalars("b")] == [(1, 2.0)]
+    assert a[0].wall_time <= wall < a[1].wall_time  # when logged, not when handed over
+
+    tb.HOLD_S = 0.0  # past the hold: handed over as logged
+    tb.scalars({"a": 4.0}, 3)
+    tb.writer.flush()
+    acc.Reload()
+    assert [e.step for e in acc.Scalars("a")] == [1, 2, 3]
+    tb.close()

@@ -545,6 +545,7 @@ def _train(
 
             # ---- end of epoch: metrics, val, schedule, checkpoints ----
             sync_meter()
+            meter.count_correct()  # train work: inside the timed window
             speed.stop(epoch_samples)
             check_stop()
             metrics = epoch_metrics(epoch_sums())
