@@ -319,3 +319,14 @@ def test_no_dataset_downloads_by_default():
     for option in group_options("data"):
         cfg = compose([f"data={option}"])
         assert OmegaConf.select(cfg, "data.download", default=False) is False, option
+
+
+def test_meter_copies_outputs_that_the_model_will_overwrite():
+    # CUDA graphs reuse their output memory on the next step; the meter must keep a copy
+    for copy, expected in ((True, 2), (False, 0)):
+        meter = TrainMeter(torch.device("cpu"), _hits, copy_outputs=copy)
+        out = torch.tensor([1, 2])
+        loss = torch.tensor(0.5)
+        meter.record(1, loss, loss, out, out.clone(), 2)
+        out.fill_(7)  # the next replay writes over the same memory
+        assert int(meter.state_dict()["correct"]) == expected

@@ -57,8 +57,12 @@ class TrainMeter:
         skip_nonfinite: bool = False,
         last_finite: float | None = None,
         skipped: int = 0,
+        copy_outputs: bool = False,
     ) -> None:
         self.device = device
+        # CUDA graphs (torch.compile's reduce-overhead, max-autotune) reuse their output
+        # memory on the next step: the outputs are then copied to be kept
+        self.copy_outputs = copy_outputs
         self.hits = hits  # (outputs, targets) -> a bool per sample
         self.skip_nonfinite = skip_nonfinite
         self.last_finite = last_finite
@@ -81,7 +85,7 @@ class TrainMeter:
         self, step: int, total: Tensor, loss: Tensor, out: Tensor, y: Tensor, n: int
     ) -> bool:
         """Keep step ``step``'s tensors; True when ``sync()`` is due (too much is waiting)."""
-        out = out.detach()
+        out = out.detach().clone() if self.copy_outputs else out.detach()
         watched = None if total is loss else total.detach()
         self.pending.append(_Step(step, loss.detach(), watched, out, y, n))
         self.held_bytes += out.nbytes

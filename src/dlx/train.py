@@ -377,7 +377,10 @@ def _train(
         "augment": augment,
         "early_stopping": regs.early_stopping,
     }
-    meter = TrainMeter(device, objective.hits, trainer.on_nonfinite == "skip")
+    cuda_graphs = trainer.compile and trainer.compile_mode != "default" and device.type == "cuda"
+    meter = TrainMeter(
+        device, objective.hits, trainer.on_nonfinite == "skip", copy_outputs=cuda_graphs
+    )
     state = State()
     ckpt_dir = run_dir / "checkpoints"
     resumed = resume and (ckpt_dir / "last.pt").exists()
