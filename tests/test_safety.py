@@ -18,7 +18,7 @@ from conftest import QUICK, read_summary, run_dlx, scalar_tags
 from dlx import checkpoint, cli
 from dlx.errors import RunFailed
 from dlx.meter import MAX_HELD, MAX_HELD_BYTES, MAX_PENDING, TrainMeter, epoch_metrics
-from dlx.nonfinite import Diverged
+from dlx.nonfinite import Diverged, masked_step, zero_nonfinite_grads
 
 QUIET = [*QUICK, "trainer.progress=false"]
 
@@ -190,7 +190,7 @@ def test_meter_asks_for_a_sync_and_counts_early_when_too_much_is_waiting():
     meter.sync()  # MAX_HELD steps' outputs held: counted now
     assert meter.held == [] and int(meter.correct) == MAX_HELD
 
-    big = torch.zeros(MAX_HELD_BYTES // 4 // 3 + 1)  # a third of the bytes, and more
+    big = torch.zeros(MAX_HELD_BYTES // 4 // 6 + 1)  # outputs and targets: a third, and more
     loss = torch.tensor(1.0)
     assert [meter.record(s, loss, loss, big, big, 1) for s in (1, 2, 3)] == [False, False, True]
     meter.sync()
@@ -330,3 +330,32 @@ def test_meter_copies_outputs_that_the_model_will_overwrite():
         meter.record(1, loss, loss, out, out.clone(), 2)
         out.fill_(7)  # the next replay writes over the same memory
         assert int(meter.state_dict()["correct"]) == expected
+
+
+@pytest.mark.parametrize("optim", ["adam", "sgd_momentum"])
+def test_a_skipped_step_leaves_parameters_and_optimizer_state_as_they_were(optim):
+    def make() -> tuple[torch.nn.Linear, torch.optim.Optimizer]:
+        torch.manual_seed(0)
+        lin = torch.nn.Linear(3, 2)
+        if optim == "adam":
+            return lin, torch.optim.Adam(lin.parameters(), lr=0.1)
+        return lin, torch.optim.SGD(lin.parameters(), lr=0.1, momentum=0.9)
+
+    def train(model, opt, finite_flags: list[bool]) -> None:
+        params = list(model.parameters())
+        for ok in finite_flags:
+            model(torch.ones(4, 3)).sum().backward()
+            finite = torch.tensor(ok)
+            zero_nonfinite_grads(params, finite)
+            masked_step(opt, params, finite, lambda o: o.step())
+            opt.zero_grad(set_to_none=True)
+
+    ref, ref_opt = make()
+    train(ref, ref_opt, [True, True])
+    got, got_opt = make()
+    train(got, got_opt, [False, True, False, True, False])  # skipped first, between, last
+    for a, b in zip(ref.parameters(), got.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for a, b in zip(ref_opt.state.values(), got_opt.state.values(), strict=True):
+        assert a.keys() == b.keys()
+        assert all(torch.equal(a[k], b[k]) for k in a)  # Adam's step count included

@@ -211,6 +211,17 @@ def any_rank(ctx: Dist, flag: bool, device: torch.device) -> bool:
     return bool(t.item())
 
 
+def from_rank0(ctx: Dist, values: dict[str, float], device: torch.device) -> dict[str, float]:
+    """Rank 0's ``values`` on every rank (same keys everywhere), so that decisions taken on
+    them (best.pt, early stopping, plateau schedules) agree even where the ranks' own figures
+    differ in the last bits (cuDNN may pick different kernels per GPU). A host sync."""
+    if not ctx.enabled:
+        return values
+    t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
+    dist.broadcast(t, src=0)
+    return dict(zip(values, t.tolist(), strict=True))
+
+
 def wrap(model: torch.nn.Module, ctx: Dist, device: torch.device) -> torch.nn.Module:
     """``model`` in DistributedDataParallel when there are several ranks."""
     if not ctx.enabled:

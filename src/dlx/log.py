@@ -41,9 +41,10 @@ HPARAMS_STATUS = {
 class TensorBoard:
     """A SummaryWriter on the run dir; ``purge_step`` drops events past a resume point."""
 
-    #: scalars wait this long at most before going to the writer's thread: each hand-over
-    #: wakes it, which costs the loop more than the write (TensorBoard itself flushes its file
-    #: every 120 s; ``flush()`` and ``close()`` hand everything over first)
+    #: scalars wait for the writer's thread until a log step finds this much time passed
+    #: since the last hand-over (each one wakes the thread, which costs the loop more than the
+    #: write); ``flush()`` (every checkpoint) and ``close()`` hand everything over. TensorBoard
+    #: itself writes its file out every 120 s.
     HOLD_S = 10.0
 
     def __init__(self, run_dir: Path, purge_step: int | None = None) -> None:
@@ -65,11 +66,12 @@ class TensorBoard:
 
     def _hand_over(self) -> None:
         """Give the held scalar events to the writer, in order, with their own wall times."""
-        writer = self.writer._get_file_writer()
-        for pb, step, wall in self._held:
-            writer.add_summary(pb, step, wall)
-        self._held.clear()
+        held, self._held = self._held, []  # an interrupt half-way loses some, repeats none
         self._since = time.monotonic()
+        if held:
+            writer = self.writer._get_file_writer()
+            for pb, step, wall in held:
+                writer.add_summary(pb, step, wall)
 
     def histograms(self, values: Mapping[str, Any], step: int) -> None:
         self._hand_over()

@@ -1,8 +1,9 @@
 """The training steps' bookkeeping, kept off the host: ``TrainMeter``.
 
 A step hands over its loss tensors, its outputs and its targets and the meter keeps them as
-they are: no device work, no host sync. ``sync()`` runs only where the loop syncs anyway (log
-steps, checkpoints, epoch end), or when too much waits (``MAX_PENDING``); it reads the pending
+they are: no host sync and no device work (except a copy of the outputs when CUDA graphs would
+overwrite them). ``sync()`` runs where the loop syncs anyway (log steps, checkpoints, epoch
+end) and when too much waits (``MAX_PENDING`` steps, ``MAX_HELD_BYTES``); it reads the pending
 losses to the host in one transfer and
 
 - stops the run with ``Diverged`` at the first non-finite loss (``trainer.on_nonfinite=stop``),
@@ -13,8 +14,8 @@ losses to the host in one transfer and
   bit).
 
 The correct predictions are counted later, for many steps at once (one argmax, one
-comparison): when the epoch's sums are read, or when the outputs held reach
-``MAX_HELD_BYTES``.
+comparison): when the epoch's sums are read, or when ``MAX_HELD`` steps or ``MAX_HELD_BYTES``
+of outputs and targets are held.
 """
 
 from __future__ import annotations
@@ -69,7 +70,7 @@ class TrainMeter:
         self.skipped = skipped
         self.pending: list[_Step] = []  # losses not yet read
         self.held: list[tuple[Tensor, Tensor]] = []  # finite steps' (outputs, targets)
-        self.held_bytes = 0  # outputs of pending and held steps
+        self.held_bytes = 0  # outputs and targets of pending and held steps
         self.reset()
 
     def reset(self) -> None:
@@ -88,7 +89,7 @@ class TrainMeter:
         out = out.detach().clone() if self.copy_outputs else out.detach()
         watched = None if total is loss else total.detach()
         self.pending.append(_Step(step, loss.detach(), watched, out, y, n))
-        self.held_bytes += out.nbytes
+        self.held_bytes += out.nbytes + y.nbytes
         return len(self.pending) >= MAX_PENDING or self.held_bytes >= MAX_HELD_BYTES
 
     def sync(self) -> None:
@@ -112,7 +113,7 @@ class TrainMeter:
                         f"non-finite loss at step {s.step}; last finite loss {self.last_finite}"
                     )
                 self.skipped += 1
-                self.held_bytes -= s.out.nbytes
+                self.held_bytes -= s.out.nbytes + s.y.nbytes
                 continue
             self.last_finite = total
             self.loss_sum += loss * s.n
@@ -128,7 +129,7 @@ class TrainMeter:
             y = torch.cat([t for _, t in self.held])
             self.correct += self.hits(out, y).sum()
         self.held.clear()
-        self.held_bytes = sum(s.out.nbytes for s in self.pending)
+        self.held_bytes = sum(s.out.nbytes + s.y.nbytes for s in self.pending)
 
     def state_dict(self) -> dict[str, Any]:
         """The epoch's sums so far (pending steps folded in first): what a checkpoint keeps

@@ -34,15 +34,44 @@ def masked_step(
     finite: Tensor,
     step: Callable[[torch.optim.Optimizer], object],
 ) -> None:
-    """Run ``step(optimizer)`` so that it changes nothing when ``finite`` is False, without a
-    host sync: the parameters and the optimizer state on the training device are put back.
+    """Run ``step(optimizer)`` so that it changes nothing when ``finite`` is False: the
+    parameters and every optimizer state tensor are put back, and state that the step created
+    (the optimizer's first) goes back to zeros, its starting value (Adam's moments and count).
 
-    Costs a copy of both per step, so only ``trainer.on_nonfinite=skip`` pays it.
+    No host sync where the state lives with the parameters (``keep_state_on_device``); state
+    elsewhere (a CPU step count beside GPU parameters) reads the flag there, a sync. Costs a
+    copy of the parameters and the state per step, so only ``trainer.on_nonfinite=skip``
+    pays it.
     """
-    tensors = list(params)
-    for st in optimizer.state.values():
-        tensors += [t for t in st.values() if isinstance(t, Tensor) and t.device == finite.device]
-    before = [t.clone() for t in tensors]
+
+    def state() -> dict[tuple[int, str], Tensor]:
+        return {
+            (id(p), k): t
+            for p, st in optimizer.state.items()
+            for k, t in st.items()
+            if isinstance(t, Tensor)
+        }
+
+    flags = {finite.device: finite}
+
+    def keep(t: Tensor, before: Tensor) -> None:
+        if t.device not in flags:
+            flags[t.device] = finite.to(t.device)
+        t.copy_(torch.where(flags[t.device], t, before))
+
+    params_before = [p.clone() for p in params]
+    state_before = {key: t.clone() for key, t in state().items()}
     step(optimizer)
-    for t, b in zip(tensors, before, strict=True):
-        t.copy_(torch.where(finite, t, b))
+    for p, before in zip(params, params_before, strict=True):
+        keep(p, before)
+    for key, t in state().items():
+        before = state_before.get(key)
+        keep(t, torch.zeros_like(t) if before is None else before)
+
+
+def keep_state_on_device(optimizer: torch.optim.Optimizer) -> None:
+    """Make the optimizer keep its step counts with the parameters (``capturable``, where it
+    has the option) so that ``masked_step`` needs no host sync on a GPU."""
+    for group in optimizer.param_groups:
+        if "capturable" in group:
+            group["capturable"] = True

@@ -36,7 +36,7 @@ from dlx.errors import RunFailed, UsageError
 from dlx.log import NullBoard, Progress, TensorBoard, flatten, stderr_line, summary_table
 from dlx.meter import TrainMeter, epoch_metrics
 from dlx.models import build_model
-from dlx.nonfinite import Diverged, masked_step, zero_nonfinite_grads
+from dlx.nonfinite import Diverged, keep_state_on_device, masked_step, zero_nonfinite_grads
 from dlx.optim import build_optimizer, build_schedule
 from dlx.optstats import clip_and_measure, histograms, read, total_norm
 from dlx.perf import Throughput, perf_summary
@@ -345,6 +345,8 @@ def _train(
     train_model = distributed.wrap(model, ctx, device)
 
     optimizer = build_optimizer(cfg.optim, raw_model)
+    if trainer.on_nonfinite == "skip" and device.type == "cuda":
+        keep_state_on_device(optimizer)
     steps_per_epoch = data.num_batches("train", drop_last=True)
     if trainer.limit_train_batches is not None:
         steps_per_epoch = min(steps_per_epoch, trainer.limit_train_batches)
@@ -520,7 +522,7 @@ def _train(
                 if profiler is not None:
                     profiler.step()
 
-                if log_now:  # the only host sync of a step, every log_every steps
+                if log_now:  # a host sync, every log_every steps (and when the meter is full)
                     sync_meter()
                     step_loss = distributed.all_mean(ctx, loss)
                     logged = read({"train/loss": step_loss, **penalties, **opt_stats})
@@ -565,6 +567,7 @@ def _train(
                     check_stop=eval_stop,
                 )
             )
+            metrics = distributed.from_rank0(ctx, metrics, device)  # every rank decides alike
             state.epoch, state.batch = epoch + 1, 0
             state.metrics = metrics
             monitored = _metric(metrics, trainer.monitor, "trainer.monitor")
