@@ -93,6 +93,20 @@ def _start(args: list[str], cwd: Path) -> subprocess.Popen:
     )
 
 
+def _start_training(
+    args: list[str], cwd: Path, timeout: float = 60
+) -> tuple[subprocess.Popen, Path]:
+    """Start ``dlx`` with ``args`` (which write to ``run/``); return once its first
+    ``last.pt`` exists, i.e. training is under way."""
+    proc = _start(args, cwd)
+    last = cwd / "run" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + timeout
+    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert proc.poll() is None, proc.communicate()
+    return proc, last
+
+
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_saves_last_and_resume_completes(tmp_path, sig, code):
     # a long epoch (batch 8: ~150 steps); a checkpoint every 5 steps shows training began
@@ -105,12 +119,7 @@ def test_signal_saves_last_and_resume_completes(tmp_path, sig, code):
         "trainer.progress=false",
         "hydra.run.dir=run",
     ]
-    proc = _start(args, tmp_path)
-    last = tmp_path / "run" / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 60
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert proc.poll() is None, proc.communicate()
+    proc, last = _start_training(args, tmp_path)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == code, err
@@ -146,12 +155,7 @@ def test_second_ctrl_c_leaves_at_once_keeping_the_last_checkpoint(tmp_path):
         "trainer.progress=false",
         "hydra.run.dir=run",
     ]
-    proc = _start(args, tmp_path)
-    last = tmp_path / "run" / "checkpoints" / "last.pt"
-    deadline = time.monotonic() + 120
-    while not last.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, proc.communicate()
+    proc, last = _start_training(args, tmp_path, timeout=120)
     proc.send_signal(signal.SIGINT)  # asks to stop after this step ...
     time.sleep(0.1)
     proc.send_signal(signal.SIGINT)  # ... and a second time: leave now
