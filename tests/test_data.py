@@ -351,6 +351,27 @@ def test_imagefolder_uses_given_splits_and_train_hook(tmp_path):
     assert torch.equal(all_batches(data, "val")[0], all_batches(folder(tmp_path), "val")[0])
 
 
+def test_imagefolder_augmentation_is_per_image_and_epoch_whatever_the_workers(tmp_path):
+    from torchvision.transforms import v2
+
+    write_folder(tmp_path / "train")
+    aug = v2.Compose([v2.RandomHorizontalFlip(), v2.RandomResizedCrop(16, antialias=True)])
+    runs = {}
+    for workers in (0, 2):
+        data = folder(tmp_path, num_workers=workers)
+        data.train_transform = aug
+        state = torch.get_rng_state()
+        runs[workers] = [all_batches(data, "train", shuffle=True, seed=s)[0] for s in (1, 1, 2)]
+        assert torch.equal(torch.get_rng_state(), state)  # the process's stream is untouched
+        resumed, _ = all_batches(data, "train", shuffle=True, seed=1, start=1)
+        assert torch.equal(resumed, runs[workers][0][4:])  # a resume draws the same
+    first, again, other = runs[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+    assert all(torch.equal(a, b) for a, b in zip(runs[0], runs[2], strict=True))
+    plain, _ = all_batches(folder(tmp_path), "train", shuffle=True, seed=1)
+    assert not torch.equal(first, plain)  # it did augment
+
+
 def test_imagefolder_errors(tmp_path):
     with pytest.raises(UsageError, match=re.escape(str(tmp_path / "train"))):
         folder(tmp_path)

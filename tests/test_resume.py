@@ -72,6 +72,41 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(
     assert tags["train/loss"] == full_tags["train/loss"]
 
 
+def test_imagefolder_run_with_per_sample_augmentation_resumes_exactly(tmp_path):
+    from test_data import write_folder
+
+    write_folder(tmp_path / "imgs" / "train", per_class=8)
+    args = [
+        "data=imagefolder",
+        f"data.root={tmp_path / 'imgs'}",
+        "data.image_size=16",
+        "data.batch_size=4",
+        "data.num_workers=1",
+        "augment=[flip,crop,color]",
+        "trainer.max_epochs=2",
+        "trainer.log_every_n_steps=1",
+        "trainer.deterministic=true",
+        "trainer.progress=false",
+    ]
+    r = run_dlx("train", *args, "hydra.run.dir=full", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_dlx(
+        "train",
+        *args,
+        "trainer.checkpoint_every_n_steps=2",
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        env={"DLX_TEST_KILL_AT_STEP": "2"},  # mid-epoch 1 (4 steps an epoch)
+    )
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    r = run_dlx("resume", str(tmp_path / "run"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    full, resumed = read_summary(tmp_path / "full"), read_summary(tmp_path / "run")
+    assert resumed["metrics"] == full["metrics"]  # exact, not approximate
+    losses = [scalar_tags(tmp_path / d)["train/loss"] for d in ("run", "full")]
+    assert losses[0] == losses[1]
+
+
 def test_resuming_a_finished_run_says_so_and_trains_nothing(tmp_path, uninterrupted):
     before = (uninterrupted / "summary.json").read_bytes()
     r = run_dlx("resume", str(uninterrupted), cwd=tmp_path)

@@ -4,6 +4,10 @@ Layout: ``ROOT/train/<class>/*.png|jpg`` and optionally ``ROOT/val/`` and ``ROOT
 the same class folders; a split without its folder is carved from train by ``val_fraction`` /
 ``test_fraction`` (seeded by ``split_seed``). Images are decoded per batch by ``num_workers``
 processes, so the set can be larger than memory.
+
+Per-sample augmentation draws from a seed of its own for each (epoch, image): the same image
+in the same epoch gets the same draw whatever the worker, the number of workers or the batch a
+resumed run starts from, so a resume continues exactly.
 """
 
 from __future__ import annotations
@@ -59,17 +63,40 @@ class TrainPipeline:
         return x if self.extra is None else self.extra(x)
 
 
-class _Batches(Sampler[list[int]]):
-    """A batch sampler whose batches are set before each pass (one DataLoader per split)."""
+class _Batches(Sampler[list[tuple[int, int]]]):
+    """A batch sampler whose batches of (index, seed) are set before each pass (one
+    DataLoader per split)."""
 
     def __init__(self) -> None:
-        self.batches: list[list[int]] = []
+        self.batches: list[list[tuple[int, int]]] = []
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         return iter(self.batches)
 
     def __len__(self) -> int:
         return len(self.batches)
+
+
+class _Seeded(Dataset):
+    """``dataset[index]`` with torch's CPU generator seeded by the item's own seed, and put
+    back afterwards (the process's stream is left as it was)."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        index, seed = item
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return self.dataset[index]
+
+
+def sample_seed(epoch_seed: int, index: int) -> int:
+    """The seed of image ``index``'s augmentation in the pass seeded ``epoch_seed``."""
+    return hash((epoch_seed, index)) % 2**63
 
 
 class FolderData:
@@ -116,7 +143,7 @@ class FolderData:
         if split not in self._loaders:
             batches, gen = _Batches(), torch.Generator()
             loader = DataLoader(
-                self.splits[split],
+                _Seeded(self.splits[split]),
                 batch_sampler=batches,
                 num_workers=self.num_workers,
                 pin_memory=self.device.type == "cuda",
@@ -142,7 +169,10 @@ class FolderData:
         else:
             order = torch.arange(n)
         count = self.num_batches(split, drop_last=drop_last)
-        sampler.batches = [order[i * bs : (i + 1) * bs].tolist() for i in range(start, count)]
+        sampler.batches = [
+            [(j, sample_seed(seed, j)) for j in order[i * bs : (i + 1) * bs].tolist()]
+            for i in range(start, count)
+        ]
         gen.manual_seed(seed)
         for x, y in loader:
             yield x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
