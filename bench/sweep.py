@@ -3,36 +3,24 @@ cores (trials divide the torch threads between them)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import tempfile
-import time
+
+from cli import timed_dlx
 
 GRID = ["optim.lr=0.003,0.001,0.0003,0.0001", "trainer.max_epochs=10", "trainer.progress=false"]
 
 
 def wall(n_jobs: int) -> float:
     with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "dlx",
-                "train",
-                "-m",
-                "hydra/launcher=joblib",
-                f"hydra.launcher.n_jobs={n_jobs}",
-                f"hydra.sweep.dir={d}/sweep",
-                *GRID,
-            ],
+        return timed_dlx(
+            "train",
+            "-m",
+            "hydra/launcher=joblib",
+            f"hydra.launcher.n_jobs={n_jobs}",
+            f"hydra.sweep.dir={d}/sweep",
+            *GRID,
             cwd=d,
-            capture_output=True,
-            check=True,
-            env={**os.environ},
         )
-        return time.perf_counter() - t
 
 
 def measure() -> dict[str, float]:

@@ -7,11 +7,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
+
+from cli import timed_dlx
 
 RECIPES = {
     "lenet_default": ([], 0.97, 60.0),
@@ -24,22 +23,14 @@ def measure(seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, dict]:
     for name, (args, acc_target, time_target) in RECIPES.items():
         for seed in seeds:
             with tempfile.TemporaryDirectory() as d:
-                t = time.perf_counter()
-                subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "dlx",
-                        "train",
-                        *args,
-                        f"trainer.seed={seed}",
-                        "trainer.progress=false",
-                        f"hydra.run.dir={d}/run",
-                    ],
-                    capture_output=True,
-                    check=True,
+                wall = timed_dlx(
+                    "train",
+                    *args,
+                    f"trainer.seed={seed}",
+                    "trainer.progress=false",
+                    f"hydra.run.dir={d}/run",
+                    cwd=d,
                 )
-                wall = time.perf_counter() - t
                 summary = json.loads((Path(d) / "run" / "summary.json").read_text())
             out[f"{name}/seed{seed}"] = {
                 "test_acc": summary["metrics"]["test/acc"],

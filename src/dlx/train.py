@@ -345,7 +345,8 @@ def _train(
     train_model = distributed.wrap(model, ctx, device)
 
     optimizer = build_optimizer(cfg.optim, raw_model)
-    if trainer.on_nonfinite == "skip" and device.type == "cuda":
+    skip_nonfinite = trainer.on_nonfinite == "skip"
+    if skip_nonfinite and device.type == "cuda":
         keep_state_on_device(optimizer)
     steps_per_epoch = data.num_batches("train", drop_last=True)
     if trainer.limit_train_batches is not None:
@@ -380,9 +381,7 @@ def _train(
         "early_stopping": regs.early_stopping,
     }
     cuda_graphs = trainer.compile and trainer.compile_mode != "default" and device.type == "cuda"
-    meter = TrainMeter(
-        device, objective.hits, trainer.on_nonfinite == "skip", copy_outputs=cuda_graphs
-    )
+    meter = TrainMeter(device, objective.hits, skip_nonfinite, copy_outputs=cuda_graphs)
     state = State()
     ckpt_dir = run_dir / "checkpoints"
     resumed = resume and (ckpt_dir / "last.pt").exists()
@@ -458,7 +457,6 @@ def _train(
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
 
     log_every, ckpt_every = trainer.log_every_n_steps, trainer.checkpoint_every_n_steps
-    skip_nonfinite = trainer.on_nonfinite == "skip"
     stopped_early = False
     try:
         for epoch in range(state.epoch, trainer.max_epochs):
