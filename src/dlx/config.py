@@ -55,6 +55,8 @@ class TrainerConfig:
     progress: bool = True
     tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
     checkpoint_every_n_steps: int | None = field(default=None, metadata=check(ge=1))
+    # batches of validation and test (no gradients: larger is cheaper); null: 4 x data.batch_size
+    eval_batch_size: int | None = field(default=None, metadata=check(ge=1))
     on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))
     callbacks: list[Any] = field(default_factory=list)  # a user's own: dotted paths or _target_
 
