@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from dlx.callbacks import Callback
 from dlx.callbacks.board import TensorBoardLogger
 from dlx.callbacks.checkpointing import Checkpointing
+from dlx.callbacks.csvlog import MetricsCSV
 from dlx.callbacks.early_stopping import EarlyStop
 from dlx.callbacks.fast_dev_run import FastDevRun
 from dlx.callbacks.profiler import Profiler
@@ -23,7 +24,7 @@ def default_callbacks(
     user's own (``trainer.callbacks``), then checkpointing, last: the files it writes carry
     every other callback's state after its epoch-end work."""
     t = run.trainer
-    callbacks: list[Callback] = [TensorBoardLogger(), ProgressBar(table=not quiet)]
+    callbacks: list[Callback] = [TensorBoardLogger(), MetricsCSV(), ProgressBar(table=not quiet)]
     if t.fast_dev_run:
         callbacks.append(FastDevRun())
     if t.profile:
