@@ -2,8 +2,9 @@
 
 Columns: ``epoch``, ``step``, ``time_s`` (training wall seconds so far, across resumes) and
 every epoch metric (``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``opt/lr`` …).
-Each epoch rewrites the file atomically, so a crash never leaves half a row; a resume first
-drops the rows of epochs its checkpoint does not hold, so every epoch appears exactly once.
+Each epoch rewrites the file atomically, on the checkpoint writer's thread and before that
+epoch's checkpoint, so a crash never leaves half a row; a resume first drops the rows of
+epochs its checkpoint does not hold, so every epoch appears exactly once.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ class MetricsCSV(Callback):
         self.before = float(self.rows[-1]["time_s"]) if self.rows else 0.0
         self.started = time.monotonic()
         if run.resumed and path.is_file():
-            self._write(path)  # a resume forgets the epochs after its checkpoint
+            self._write(run, path)  # a resume forgets the epochs after its checkpoint
 
     def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None:
         elapsed = self.before + time.monotonic() - self.started
@@ -55,9 +56,9 @@ class MetricsCSV(Callback):
         row.update(metrics)
         row["opt/lr"] = run.optimizer.param_groups[0]["lr"]
         self.rows.append(row)
-        self._write(run.run_dir / FILE)
+        self._write(run, run.run_dir / FILE)
 
-    def _write(self, path: Path) -> None:
+    def _write(self, run: Run, path: Path) -> None:
         columns = list(FIRST)
         for row in self.rows:
             columns += [k for k in row if k not in columns]
@@ -66,7 +67,7 @@ class MetricsCSV(Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         text = out.getvalue().encode()
-        atomic_write(path, lambda f: f.write(text))
+        run.writer.call(lambda: atomic_write(path, lambda f: f.write(text)))
 
 
 def _number(text: str) -> float | int:
