@@ -16,7 +16,18 @@ if TYPE_CHECKING:
     from dlx.data.base import DataInfo
 
 MODELS: Registry = Registry("model")
-FAMILIES = ("alexnet", "lenet", "lstm", "nin", "resnet", "vgg")
+FAMILIES = (
+    "alexnet",
+    "googlenet",
+    "lenet",
+    "lstm",
+    "mlp",
+    "mobilenet",
+    "nin",
+    "resnet",
+    "shufflenet",
+    "vgg",
+)
 
 
 def load_families() -> Registry:
