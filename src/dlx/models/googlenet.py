@@ -81,12 +81,14 @@ class Convs:
         """A kernel x kernel conv (-> norm -> act), or its factorized stack; a stack keeps the
         input's width until its last conv, which widens to ``cout``."""
         if self.factorize and kernel == 5:  # 5x5 -> 3x3, 3x3 (each factorized again)
-            return nn.Sequential(self(cin, cin, 3), self(cin, cout, 3))
+            return nn.Sequential(OrderedDict(first=self(cin, cin, 3), second=self(cin, cout, 3)))
         if self.factorize and kernel > 1:  # n x n -> 1 x n, n x 1
             p = kernel // 2
             return nn.Sequential(
-                self.unit(cin, cin, (1, kernel), (0, p)),
-                self.unit(cin, cout, (kernel, 1), (p, 0)),
+                OrderedDict(
+                    row=self.unit(cin, cin, (1, kernel), (0, p)),
+                    column=self.unit(cin, cout, (kernel, 1), (p, 0)),
+                )
             )
         return self.unit(cin, cout, kernel, kernel // 2)
 
@@ -111,10 +113,10 @@ class Inception(nn.Module):
         super().__init__()
         n1, r3, n3, r5, n5, proj = widths
         self.branch1 = conv(cin, n1, 1)
-        self.branch2 = nn.Sequential(conv(cin, r3, 1), conv(r3, n3, 3))
-        self.branch3 = nn.Sequential(conv(cin, r5, 1), conv(r5, n5, large))
+        self.branch2 = nn.Sequential(OrderedDict(reduce=conv(cin, r3, 1), conv=conv(r3, n3, 3)))
+        self.branch3 = nn.Sequential(OrderedDict(reduce=conv(cin, r5, 1), conv=conv(r5, n5, large)))
         self.branch4 = nn.Sequential(
-            nn.MaxPool2d(3, 1, padding=1, ceil_mode=True), conv(cin, proj, 1)
+            OrderedDict(pool=nn.MaxPool2d(3, 1, padding=1, ceil_mode=True), proj=conv(cin, proj, 1))
         )
         self.out_channels = n1 + n3 + n5 + proj
 
