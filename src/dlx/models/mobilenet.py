@@ -15,7 +15,8 @@ channels with a 1x1 pointwise conv (C·C'): 1/C' + 1/k² of the cost, about 8-9x
   1280 maps, dropout and the FC layer. Layout and init are torchvision's: 3,504,872 parameters.
 
 ``width_mult`` is the paper's width multiplier alpha (channels rounded to multiples of 8, as
-torchvision). ``activation: null`` uses the arch's own (v1 relu, v2 relu6). Below 64x64 the
+torchvision). ``activation: null`` uses the arch's own (v1 relu, v2 relu6). ``dropout`` before
+the FC layer defaults to torchvision's 0.2 for both (v1's paper has none). Below 64x64 the
 stem conv has stride 1 (the usual CIFAR form), so a 32x32 image ends on a 2x2 map, not 1x1.
 """
 

@@ -31,7 +31,7 @@ Convolution variants, each in the network where it is canonical:
   (Zagoruyko & Komodakis, 2016) double the bottleneck width. Counts are torchvision's
   (resnext50_32x4d: 25,028,904).
 * ``se=true`` (Hu, Shen & Sun, 2018): squeeze-and-excitation (reduction 16) on every block's
-  branch before the sum; SE-ResNet-50 has 28.09M parameters, as their Table 1.
+  branch before the sum; SE-ResNet-50 has 28,088,024 parameters (the paper's ~28.1M).
 * ``dilation``: ImageNet forms take torchvision's ``replace_stride_with_dilation`` (e.g.
   ``[false,true,true]``: stages 3-4 at 1/8 resolution, rates 2 and 4; for BasicBlock archs
   too, which torchvision refuses); CIFAR forms take one rate per stage (e.g. ``[1,2,5]``),
@@ -317,7 +317,8 @@ def dilation_plan(cfg: ResNetConfig, prefix: str = "model") -> list[tuple[int, i
     given = cfg.dilation
     if given is None:
         return [(s, 1, 1) for s in strides]
-    key = f"{prefix}.dilation={_text(given)}"
+    text = str(given).replace(" ", "").replace("True", "true").replace("False", "false")
+    key = f"{prefix}.dilation={text}"
     if spec.stem == "imagenet":
         if len(given) != stages - 1 or not all(isinstance(f, bool) for f in given):
             raise UsageError(
@@ -341,10 +342,6 @@ def dilation_plan(cfg: ResNetConfig, prefix: str = "model") -> list[tuple[int, i
             f"1-in-{factor} sub-grid of pixels (gridding); use co-prime rates such as [1,2,5]"
         )
     return [(s, r, r) for s, r in zip(strides, given)]
-
-
-def _text(values: list[Any]) -> str:
-    return "[" + ",".join(str(v).lower() if isinstance(v, bool) else str(v) for v in values) + "]"
 
 
 @MODELS.register("resnet", ResNetConfig)
