@@ -105,8 +105,9 @@ def test_googlenet_is_the_papers_with_5x5_kernels() -> None:
         meta_build({"name": "googlenet"}),
         meta_build({"name": "googlenet", "arch": "googlenet_torchvision"}),
     )
-    extra = sum(16 * w[3] * w[4] for e in LAYOUT if isinstance(e, tuple) for w in [e[1]])
-    assert n_params(paper) == n_params(tv) + extra == 7_005_832  # 25 - 9 weights per pair
+    inceptions = [entry[1] for entry in LAYOUT if isinstance(entry, tuple)]
+    extra = sum(16 * r5 * n5 for _, _, _, r5, n5, _ in inceptions)  # 25 - 9 weights per pair
+    assert n_params(paper) == n_params(tv) + extra == 7_005_832
     assert sum(c[2] == (5, 5) for c in convs(paper)) == 9  # one per Inception module
 
 
