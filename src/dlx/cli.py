@@ -25,6 +25,8 @@ commands:
   tb [DIR]                 TensorBoard on DIR (default outputs/), bound to 127.0.0.1
   report DIR [--by KEY…] [--metric M…] [--target V]
                            runs grouped over seeds: mean ± std, curves, DIR/report/report.md
+  study list | NAME [OVERRIDES]
+                           a textbook claim as an experiment: sweep, report, verdicts
 
 `dlx train --help` lists the config groups, their options and the whole config.
 """
@@ -182,6 +184,24 @@ def cmd_report(args: list[str]) -> int:
     return 0
 
 
+def cmd_study(args: list[str]) -> int:
+    from dlx.study import print_list, run_study
+
+    dirs, rest = [], []
+    it = iter(args)
+    for a in it:
+        if a in ("-cd", "--config-dir"):
+            dirs.append(Path(next(it, "")))
+        else:
+            rest.append(a)
+    if not rest:
+        raise UsageError("usage: dlx study list | dlx study NAME [OVERRIDES] [-cd DIR]")
+    if rest[0] == "list":
+        print_list(dirs)
+        return 0
+    return run_study(rest[0], rest[1:], dirs)
+
+
 def tb_argv(args: list[str]) -> list[str]:
     """The command ``dlx tb [DIR] [TENSORBOARD FLAGS]`` runs: bound to 127.0.0.1 unless the
     flags name a host (``--host``, ``--bind_all``)."""
@@ -207,6 +227,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "summary": cmd_summary,
     "tb": cmd_tb,
     "report": cmd_report,
+    "study": cmd_study,
 }
 
 

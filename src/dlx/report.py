@@ -44,11 +44,14 @@ class RunRecord:
             v = self.rows[-1].get(metric)
         return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
 
-    def epochs_to(self, target: float) -> int | None:
-        """The first epoch whose monitored metric reached ``target`` (None: never)."""
+    def epochs_to(self, target: float, metric: str | None = None) -> int | None:
+        """The first epoch whose ``metric`` (default the monitored one) reached ``target``,
+        in the metric's direction (None: never)."""
+        metric = metric or self.monitor
+        mode = self.mode if metric == self.monitor else resolve_mode(metric, "auto")
         for row in self.rows:
-            v = row.get(self.monitor)
-            if v is not None and (v >= target if self.mode == "max" else v <= target):
+            v = row.get(metric)
+            if v is not None and (v >= target if mode == "max" else v <= target):
                 return int(row["epoch"])
         return None
 
@@ -173,10 +176,15 @@ class Report:
     groups: list[Group]
     target: float | None
     rows: list[dict[str, Any]]
+    target_metric: str | None = None  # what the target is on (default trainer.monitor)
 
 
 def build(
-    root: Path, by: Sequence[str] | None, metrics: Sequence[str] | None, target: float | None
+    root: Path,
+    by: Sequence[str] | None,
+    metrics: Sequence[str] | None,
+    target: float | None,
+    target_metric: str | None = None,
 ) -> Report:
     runs = load_runs(root)
     if not runs:
@@ -192,10 +200,10 @@ def build(
         row["params"] = params.pop() if len(params) == 1 else None
         row["s/epoch"] = mean_std([v for r in g.counted if (v := r.seconds_per_epoch())])
         if target is not None:
-            reached = [e for r in g.counted if (e := r.epochs_to(target)) is not None]
+            reached = [e for r in g.counted if (e := r.epochs_to(target, target_metric))]
             row["epochs to target"] = (mean_std(reached), len(g.counted) - len(reached))
         rows.append(row)
-    return Report(chosen, groups, target, rows)
+    return Report(chosen, groups, target, rows, target_metric)
 
 
 def _fmt(ms: tuple[float, float, int], digits: int = 4) -> str:
@@ -234,7 +242,8 @@ def markdown(report: Report, root: Path, figures: list[str]) -> str:
     if common:
         lines += ["Every run: `" + " ".join(f"{k}={v}" for k, v in common.items()) + "`.", ""]
     if report.target is not None:
-        lines += [f"Target: {report.groups[0].runs[0].monitor} reaching {report.target}.", ""]
+        on = report.target_metric or report.groups[0].runs[0].monitor
+        lines += [f"Target: {on} reaching {report.target}.", ""]
     lines += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
     lines += ["| " + " | ".join(cells(report, r)) + " |" for r in report.rows]
     lines += ["", *[f"![{Path(f).stem}]({f})" for f in figures], ""]
@@ -246,6 +255,7 @@ def run_report(
     by: Sequence[str] | None = None,
     metrics: Sequence[str] | None = None,
     target: float | None = None,
+    target_metric: str | None = None,
 ) -> Report:
     """Build, print and write the report of ``root``; the report."""
     from rich.console import Console
@@ -257,7 +267,7 @@ def run_report(
     root = Path(root)
     if not root.is_dir():
         raise UsageError(f"DIR={root}: no such folder")
-    report = build(root, by, metrics, target)
+    report = build(root, by, metrics, target, target_metric)
     out = root / "report"
     figures = draw(report, out)
     text = markdown(report, root, [Path(f).name for f in figures])
