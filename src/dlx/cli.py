@@ -23,6 +23,12 @@ commands:
   runs [DIR]               a table of the runs and sweeps under DIR (default outputs/)
   summary [OVERRIDES]      the model's layers, output shapes, parameters and MACs
   tb [DIR]                 TensorBoard on DIR (default outputs/), bound to 127.0.0.1
+  diff RUN_A RUN_B         the two runs' config differences and their metrics side by side
+  export RUN_DIR --format torchscript|onnx [--out PATH]
+                           the best checkpoint as a TorchScript or ONNX file, checked
+  lr-find [OPTIONS] [OVERRIDES]
+                           the learning-rate range test (--min-lr --max-lr --steps):
+                           suggested lr, curve as PNG and CSV
 
 `dlx train --help` lists the config groups, their options and the whole config.
 """
@@ -172,6 +178,27 @@ def cmd_tb(args: list[str]) -> int:
     return 0  # not reached
 
 
+def cmd_diff(args: list[str]) -> int:
+    if len(args) != 2 or any(a.startswith("-") for a in args):
+        raise UsageError("usage: dlx diff RUN_A RUN_B (two run dirs)")
+    from dlx.diff import print_diff
+
+    print_diff(Path(args[0]), Path(args[1]))
+    return 0
+
+
+def cmd_export(args: list[str]) -> int:
+    from dlx.export import cmd_export as export
+
+    return export(args)
+
+
+def cmd_lr_find(args: list[str]) -> int:
+    from dlx.lrfind import cmd_lr_find as lr_find
+
+    return lr_find(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "resume": cmd_resume,
@@ -179,6 +206,9 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "runs": cmd_runs,
     "summary": cmd_summary,
     "tb": cmd_tb,
+    "diff": cmd_diff,
+    "export": cmd_export,
+    "lr-find": cmd_lr_find,
 }
 
 
