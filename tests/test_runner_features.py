@@ -86,9 +86,9 @@ def best_model(run_dir: Path):
     """The PyTorch model of ``best.pt`` and one real test batch, built as dlx builds them."""
     from dlx import checkpoint
     from dlx.data import build_data
+    from dlx.inputs import Inputs
     from dlx.models import build_model
     from dlx.runs import load_run_config
-    from dlx.train import Inputs
 
     cfg = load_run_config(run_dir)
     data = build_data(cfg.data, torch.device("cpu"))

@@ -167,8 +167,8 @@ def export(run_dir: Path, fmt: str, out: Path | None = None) -> dict[str, Any]:
     import torch
 
     from dlx.data import build_data
+    from dlx.inputs import Inputs
     from dlx.runs import load_run_config
-    from dlx.train import Inputs
 
     cfg = load_run_config(run_dir)
     exporter = EXPORTERS[fmt]

@@ -100,21 +100,16 @@ def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
     and a line naming what it trains."""
     import torch
 
-    from dlx.augment import build_augment
+    from dlx.augment import split_augment
+    from dlx.config import TrainerConfig, check_root
     from dlx.data import build_data
+    from dlx.device import autocast_for, pick_device, seed_everything
+    from dlx.inputs import Inputs
     from dlx.models import build_model
+    from dlx.objective import Objective
     from dlx.optim import build_optimizer
     from dlx.registry import to_schema
     from dlx.regularize import Regularization, clip_gradients
-    from dlx.train import (
-        AUTOCAST,
-        Inputs,
-        Objective,
-        TrainerConfig,
-        check_root,
-        pick_device,
-        seed_everything,
-    )
 
     check_root(cfg)
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
@@ -125,10 +120,15 @@ def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
     model = build_model(regs.model_config(cfg.model), data.info).to(device)
     regs.attach(model)
     optimizer = build_optimizer(cfg.optim, model)
-    augment = build_augment(cfg.get("augment"), data.info, device, seed=trainer.seed, data=data)
+    per_sample = hasattr(data, "train_transform")  # a DataLoader's workers transform samples
+    augment, sample_transform = split_augment(
+        cfg.get("augment"), data.info, device, trainer.seed, per_sample=per_sample
+    )
+    if per_sample:
+        data.train_transform = sample_transform
     inputs = Inputs(data.info, device, channels_last=False)
     objective = Objective(data.info, regs.label_smoothing)
-    dtype = AUTOCAST[trainer.precision]
+    autocast = autocast_for(device, trainer.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
     params = [p for p in model.parameters() if p.requires_grad]
 
@@ -147,7 +147,7 @@ def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
             group["lr"] = lr
         xb, yb = next(stream)
         x, y = inputs(xb, yb, augment)
-        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+        with autocast():
             out = model(x)
         loss = objective.loss(out, y)
         total = loss + sum(regs.penalties().values()) if regs.has_penalty else loss
