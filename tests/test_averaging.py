@@ -80,3 +80,43 @@ def test_swa_bn_statistics_are_recomputed_over_the_batches():
     assert torch.allclose(bn.running_mean, mean, atol=1e-5)
     assert torch.allclose(bn.running_var, var, atol=1e-4)
     assert bn.momentum == 0.1 and not swa.module.training  # left as it was
+
+
+@pytest.mark.parametrize(
+    ("node", "key"),
+    [
+        ({"ema": {"decay": 1.0}}, "regularization.ema.decay"),
+        ({"ema": {"decay": 0.0}}, "regularization.ema.decay"),
+        ({"swa": {"swa_start": 0, "swa_lr": None}}, "regularization.swa.swa_start"),
+        ({"swa": {"swa_start": None, "swa_lr": -1.0}}, "regularization.swa.swa_lr"),
+    ],
+)
+def test_bad_averaging_keys_are_usage_errors_naming_the_key(node, key):
+    from dlx.errors import UsageError
+    from dlx.regularize import Regularization
+
+    with pytest.raises(UsageError, match=key.replace(".", r"\.")):
+        Regularization(node)
+
+
+def test_swa_start_defaults_to_the_last_quarter_and_must_be_reached():
+    from dlx.callbacks.averaging import swa_start
+    from dlx.errors import UsageError
+    from dlx.regularize import SWAConfig
+
+    assert [swa_start(SWAConfig(), n) for n in (1, 2, 4, 20)] == [1, 2, 4, 16]
+    assert swa_start(SWAConfig(swa_start=3), 5) == 3
+    with pytest.raises(UsageError, match=r"regularization\.swa\.swa_start=6: after the last"):
+        swa_start(SWAConfig(swa_start=6), 5)
+
+
+def test_top_k_ranks_and_names():
+    from dlx.callbacks.top_k import TopK, file_name
+
+    assert file_name(3, "val/acc", 0.91234) == "epoch=3-val_acc=0.9123.pt"
+    top = TopK(2, "val/loss", "min")
+    top.kept = [{"epoch": 1, "value": 0.5, "file": "a"}, {"epoch": 2, "value": 0.7, "file": "b"}]
+    assert top.ranks(0.6) and not top.ranks(0.7) and not top.ranks(0.9)
+    again = TopK(2, "val/loss", "min")
+    again.load_state_dict(top.state_dict())
+    assert again.kept == top.kept

@@ -1,4 +1,5 @@
-"""``dlx diff`` and ``dlx export`` on two real runs trained once for the whole module."""
+"""The runner features on real runs trained once for the whole module: provenance, ``dlx
+diff``, ``dlx export``, EMA, SWA and ``trainer.save_top_k`` from the CLI."""
 
 from __future__ import annotations
 
@@ -11,17 +12,30 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import QUICK, read_summary, run_dlx
+from conftest import QUICK, read_summary, run_dlx, scalar_tags
 
 #: what run B changes against run A (the defaults)
-B_OVERRIDES = ["optim.lr=0.01", "regularization=[l2]", "regularization.l2.alpha=0.001"]
+B_OVERRIDES = [
+    "optim.lr=0.01",
+    "trainer.max_epochs=3",
+    "regularization=[ema]",
+    "regularization.ema.decay=0.5",
+    "trainer.save_top_k=2",
+]
+#: run S: SWA over both epochs of a model with batch norm, at a constant SWA lr
+S_OVERRIDES = [
+    "model.norm=batch",
+    "regularization=[swa]",
+    "regularization.swa.swa_start=1",
+    "regularization.swa.swa_lr=0.02",
+]
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> tuple[Path, Path, Path]:
-    """``(cwd, run_a, run_b)``: two quick runs, started from a git repo with an uncommitted
-    change (what provenance records). Trained once per test session: under pytest-xdist the
-    first worker trains them, the others wait on a file lock and read them."""
+    """``(cwd, run_a, run_b)`` (and ``runs/s``, the SWA run): quick runs, started from a git
+    repo with an uncommitted change (what provenance records). Trained once per test session:
+    under pytest-xdist the first worker trains them, the others wait on a file lock."""
     from filelock import FileLock
 
     if worker_id == "master":
@@ -44,7 +58,7 @@ def train_runs(cwd: Path) -> tuple[Path, Path, Path]:
     subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
     (cwd / "notes.md").write_text("second\n")
     dirs = []
-    for name, extra in (("a", []), ("b", B_OVERRIDES)):
+    for name, extra in (("a", []), ("b", B_OVERRIDES), ("s", S_OVERRIDES)):
         r = run_dlx("train", *QUICK, *extra, f"hydra.run.dir=runs/{name}", cwd=cwd)
         assert r.returncode == 0, r.stderr
         dirs.append(cwd / "runs" / name)
@@ -61,15 +75,18 @@ def test_diff_shows_the_known_differences(runs):
         if cells:
             rows[cells[0]] = cells[1:]
     assert rows["optim.lr"] == ["0.001", "0.01"]
-    assert rows["regularization.l2.alpha"] == ["—", "0.001"]
+    assert rows["regularization.ema.decay"] == ["—", "0.5"]
     assert rows["regularization"] == ["{}", "—"]
+    assert rows["trainer.save_top_k"] == ["0", "2"]
+    assert rows["trainer.max_epochs"] == ["2", "3"]
     assert "data.batch_size" not in rows  # equal keys are left out
-    assert "config: 4 differences" in r.stdout
+    assert "config: 5 differences" in r.stdout
     sa, sb = read_summary(a), read_summary(b)
     for k in ("val/acc", "test/acc"):
         assert rows[k][:2] == [f"{sa['metrics'][k]:.6g}", f"{sb['metrics'][k]:.6g}"]
         assert float(rows[k][2]) == pytest.approx(sb["metrics"][k] - sa["metrics"][k], abs=1e-3)
     assert rows["status"] == ["completed", "completed", ""]
+    assert rows["epochs"] == ["2", "3", "+1"]
     assert ("last:val/acc" in rows) == ("last" in sb)
     assert f"B: runs/b  [completed]  {' '.join([*QUICK, *B_OVERRIDES])}" in r.stdout
 
@@ -172,3 +189,124 @@ def test_help_lists_the_new_commands_without_importing_torch():
     for command in ("diff", "export", "lr-find"):
         assert f"  {command} " in out
     assert "torch imported: False" in out
+
+
+# --- provenance, EMA, SWA, top-k from the CLI --------------------------------------------------
+def test_provenance_of_a_run_started_in_a_dirty_repo(runs):
+    cwd, a, _ = runs
+    record = json.loads((a / "provenance.json").read_text())
+    head = subprocess.run(
+        ["git", "-C", str(cwd), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert record["git"]["commit"] == head and record["git"]["dirty"] is True
+    assert "+second" in (a / "git.diff").read_text()
+    assert record["command"].startswith("dlx train trainer.max_epochs=2")
+    assert record["versions"]["torch"] == torch.__version__
+    assert record["cwd"] == str(cwd)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    acc = EventAccumulator(str(a))
+    acc.Reload()
+    assert "provenance/text_summary" in acc.Tags()["tensors"]
+
+
+def built(run_dir: Path, weights: dict):
+    """The run's model with ``weights``, its data and inputs (on the CPU)."""
+    from dlx.data import build_data
+    from dlx.inputs import Inputs
+    from dlx.models import build_model
+    from dlx.runs import load_run_config
+
+    cfg = load_run_config(run_dir)
+    data = build_data(cfg.data, torch.device("cpu"))
+    model = build_model(cfg.model, data.info)
+    model.load_state_dict(weights)
+    return model.eval(), data, Inputs(data.info, torch.device("cpu"), False)
+
+
+def figures(run_dir: Path, weights: dict, split: str, limit: int | None = None) -> dict:
+    from contextlib import nullcontext
+
+    from dlx.evaluate import evaluate
+    from dlx.objective import Objective
+
+    model, data, inputs = built(run_dir, weights)
+    return evaluate(model, data, split, inputs, Objective(data.info), nullcontext, limit)
+
+
+def test_ema_is_what_validation_and_the_test_measure(runs):
+    from dlx import checkpoint
+
+    _, _, b = runs
+    summary = read_summary(b)
+    last = checkpoint.load(b / "checkpoints" / "last.pt")
+    ema = last["ema"]
+    assert ema["updates"] == 3 * 3  # every optimizer step: 3 epochs of 3 batches
+    assert any(not torch.equal(ema["module"][k], v) for k, v in last["model"].items())
+    val = figures(b, ema["module"], "val", limit=2)  # trainer.limit_val_batches=2
+    for k, v in val.items():
+        assert summary["last"][k] == pytest.approx(v, abs=1e-6)
+    best = checkpoint.load(b / "checkpoints" / "best.pt")
+    test = figures(b, best["model"], "test")
+    for k, v in test.items():
+        assert summary["metrics"][k] == pytest.approx(v, abs=1e-6)
+
+
+def test_save_top_k_keeps_the_k_best_epochs(runs):
+    from dlx import checkpoint
+
+    _, _, b = runs
+    per_epoch = [v for _, v in scalar_tags(b)["val/acc"]]
+    assert len(per_epoch) == 3
+    ranked = sorted(range(1, 4), key=lambda e: (-per_epoch[e - 1], e))  # ties: earlier stays
+    files = sorted(p.name for p in (b / "checkpoints").glob("epoch=*.pt"))
+    assert sorted(int(re.match(r"epoch=(\d+)-val_acc=", f).group(1)) for f in files) == sorted(
+        ranked[:2]
+    )
+    for f in files:
+        epoch, value = re.match(r"epoch=(\d+)-val_acc=([0-9.]+)\.pt", f).groups()
+        assert float(value) == pytest.approx(per_epoch[int(epoch) - 1], abs=1e-4)
+    kept = checkpoint.load(b / "checkpoints" / "last.pt")["top_k"]["kept"]
+    assert sorted(e["file"] for e in kept) == files
+    best = checkpoint.load(b / "checkpoints" / "best.pt")["model"]
+    top = next(f for f in files if f.startswith(f"epoch={ranked[0]}-"))
+    top_model = checkpoint.load(b / "checkpoints" / top)["model"]
+    assert all(torch.equal(best[k], v) for k, v in top_model.items())
+
+
+def test_swa_averages_recomputes_bn_and_is_tested(runs):
+    from torch.optim.swa_utils import update_bn
+
+    from dlx import checkpoint
+
+    cwd, _, _ = runs
+    s = cwd / "runs" / "s"
+    summary = read_summary(s)
+    last = checkpoint.load(s / "checkpoints" / "last.pt")
+    best = checkpoint.load(s / "checkpoints" / "best.pt")["model"]
+    assert int(last["swa"]["n_averaged"]) == 2  # epochs 1 and 2
+    model, data, inputs = built(s, best)
+    for name, p in model.named_parameters():  # best.pt holds the average's weights
+        assert torch.equal(p, last["swa"][f"module.{name}"]), name
+    # and BN statistics recomputed from scratch over the 3 training batches
+    fresh = built(s, {**best, **{k: v * 0 for k, v in best.items() if "running" in k}})[0]
+    batches = [inputs(xb, yb)[0] for xb, yb in data.batches("train", drop_last=True)][:3]
+    update_bn(batches, fresh)
+    for name, buf in fresh.named_buffers():
+        if "running" in name:
+            assert torch.allclose(buf, best[name], atol=1e-5), name
+    assert any(not torch.allclose(best[k], last["model"][k]) for k in best if "running_mean" in k)
+    test = figures(s, best, "test")
+    for k, v in test.items():
+        assert summary["metrics"][k] == pytest.approx(v, abs=1e-6)
+    assert summary["best_epoch"] == 2
+    lrs = [v for _, v in scalar_tags(s)["opt/lr"]]
+    assert len(lrs) == 6 and all(v == pytest.approx(0.02) for v in lrs)  # every step
+    assert "swa/val/acc" in scalar_tags(s)
+
+
+def test_swa_start_past_the_last_epoch_is_a_usage_error(dlx):
+    r = dlx("train", *QUICK, "regularization=[swa]", "regularization.swa.swa_start=3")
+    assert r.returncode == 2, r.stderr
+    assert "regularization.swa.swa_start=3: after the last epoch; allowed: 1..2" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1

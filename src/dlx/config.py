@@ -67,6 +67,7 @@ class TrainerConfig:
     tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
     checkpoint_every_n_steps: int | None = field(default=None, metadata=check(ge=1))
     on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))
+    save_top_k: int = field(default=0, metadata=check(ge=0))  # keep the N best epochs' files
     callbacks: list[Any] = field(default_factory=list)  # a user's own: dotted paths or _target_
 
     def validate(self, prefix: str) -> None:

@@ -5,11 +5,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from dlx.callbacks import Callback
+from dlx.callbacks.averaging import EMAWeights, SWAWeights
 from dlx.callbacks.board import TensorBoardLogger
 from dlx.callbacks.checkpointing import Checkpointing
 from dlx.callbacks.early_stopping import EarlyStop
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
+from dlx.callbacks.provenance import Provenance
+from dlx.callbacks.top_k import TopK
 
 if TYPE_CHECKING:
     from dlx.core import Run
@@ -18,15 +21,22 @@ if TYPE_CHECKING:
 def default_callbacks(
     run: Run, user: list[Callback] | None = None, quiet: bool = False
 ) -> list[Callback]:
-    """TensorBoard, the progress bar, the profiler and early stopping when asked for, the
-    user's own (``trainer.callbacks``), then checkpointing, last: the files it writes carry
-    every other callback's state after its epoch-end work."""
-    t = run.trainer
-    callbacks: list[Callback] = [TensorBoardLogger(), ProgressBar(table=not quiet)]
+    """Provenance, TensorBoard, the progress bar, the profiler, early stopping and weight
+    averaging (EMA, SWA) when asked for, the user's own (``trainer.callbacks``), the top-k
+    checkpoints (after EMA: they keep the weights evaluated), then checkpointing, last: the
+    files it writes carry every other callback's state after its epoch-end work."""
+    t, regs = run.trainer, run.regs
+    callbacks: list[Callback] = [Provenance(), TensorBoardLogger(), ProgressBar(table=not quiet)]
     if t.profile:
         callbacks.append(Profiler())
-    if run.regs.early_stopping is not None:
-        callbacks.append(EarlyStop(run.regs.early_stopping))
+    if regs.early_stopping is not None:
+        callbacks.append(EarlyStop(regs.early_stopping))
+    if regs.ema is not None:
+        callbacks.append(EMAWeights(run, regs.ema))
+    if regs.swa is not None:
+        callbacks.append(SWAWeights(run, regs.swa))
     callbacks += user or []
+    if t.save_top_k:
+        callbacks.append(TopK(t.save_top_k, t.monitor, t.mode))
     callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
     return callbacks

@@ -44,4 +44,4 @@ class Provenance(Callback):
 
     def on_fit_start(self, run: Run) -> None:
         record = record_start(run.run_dir, provenance.collect())
-        run.tb.text("provenance", provenance.markdown(record))
+        run.board.text("provenance", provenance.markdown(record))
