@@ -310,3 +310,33 @@ def test_swa_start_past_the_last_epoch_is_a_usage_error(dlx):
     assert r.returncode == 2, r.stderr
     assert "regularization.swa.swa_start=3: after the last epoch; allowed: 1..2" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_killed_run_with_ema_swa_top_k_resumes_exactly(tmp_path: Path):
+    """EMA, SWA and the top-k list live in last.pt: a run killed mid-epoch and resumed ends
+    with the uninterrupted run's figures and files."""
+    args = [
+        *QUICK,
+        "trainer.max_epochs=3",
+        "trainer.deterministic=true",
+        "trainer.checkpoint_every_n_steps=2",
+        "model.norm=batch",
+        "regularization=[ema,swa]",
+        "regularization.ema.decay=0.7",
+        "regularization.swa.swa_start=2",
+        "trainer.save_top_k=2",
+    ]
+    r = run_dlx("train", *args, "hydra.run.dir=full", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = run_dlx(
+        "train", *args, "hydra.run.dir=cut", cwd=tmp_path, env={"DLX_TEST_KILL_AT_STEP": "4"}
+    )
+    assert r.returncode == -9, r.stderr  # SIGKILL mid-epoch 2, after last.pt at step 4
+    r = run_dlx("resume", "cut", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    full, cut = read_summary(tmp_path / "full"), read_summary(tmp_path / "cut")
+    assert cut["metrics"] == full["metrics"] and cut["last"] == full["last"]
+    names = lambda d: sorted(p.name for p in (tmp_path / d / "checkpoints").iterdir())  # noqa: E731
+    assert names("cut") == names("full")
+    resumes = json.loads((tmp_path / "cut" / "provenance.json").read_text())["resumes"]
+    assert [e["command"] for e in resumes] == ["dlx resume cut"]
