@@ -36,12 +36,13 @@ from dlx.log import NullBoard, Progress, TensorBoard
 from dlx.meter import TrainMeter, epoch_metrics
 from dlx.models import build_model
 from dlx.objective import Objective
-from dlx.optim import Schedule, build_optimizer, build_schedule
+from dlx.optim import build_optimizer
 from dlx.optstats import read
 from dlx.perf import Throughput
 from dlx.regularize import Regularization
+from dlx.schedules import Schedule, build_schedule
 from dlx.signals import StopSignals
-from dlx.state import State, maybe_test_kill, restore, snapshot
+from dlx.state import State, maybe_test_kill, restore, snapshot, test_kill_due
 from dlx.steps import STEPS, PlainStep, StepResult
 from dlx.syncbn import has_batchnorm, sync_batchnorm
 
@@ -90,6 +91,8 @@ class Run:
     stop_request: StopRequest | None = None
     tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
     speed: Throughput = field(default_factory=Throughput)
+    writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
+    config: dict[str, Any] = field(default_factory=dict)  # cfg resolved, as checkpoints keep it
     _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
     _first_batch: int = 0  # where this process entered the epoch (a resume: mid-way)
 
@@ -179,6 +182,12 @@ class Run:
         self.schedule.step_epoch(monitored)
         return metrics
 
+    @property
+    def eval_batch(self) -> int:
+        """Validation and test batches: ``trainer.eval_batch_size``, else 4x the training
+        batch (inference keeps no activations for a backward pass)."""
+        return self.trainer.eval_batch_size or 4 * self.batch_size // self.ctx.world
+
     def validate(self) -> dict[str, float]:
         return evaluate(
             self.eval_model,
@@ -190,10 +199,12 @@ class Run:
             self.trainer.limit_val_batches,
             tta=self.trainer.tta,
             check_stop=self.signals.per_batch,
+            batch_size=self.eval_batch,
         )
 
     def test(self) -> dict[str, float]:
         """The best checkpoint's figures on the test split."""
+        self.writer.wait()
         best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
         self.model.load_state_dict(best["model"])
         return evaluate(
@@ -204,6 +215,7 @@ class Run:
             self.eval_objective,
             self.autocast,
             tta=self.trainer.tta,
+            batch_size=self.eval_batch,
         )
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -230,18 +242,20 @@ class Run:
         return sums
 
     def save(self, name: str, weights: dict[str, Tensor] | None = None) -> None:
-        """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes).
-        ``weights`` replace the model's own in the file (``best.pt`` of an EMA)."""
+        """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes,
+        in the background). ``weights`` replace the model's own in the file (an EMA's
+        ``best.pt``)."""
         self.sync()
         summed = self.epoch_sums()
         if not self.ctx.main:
             return
         self.board.flush()  # events up to this step reach disk before the checkpoint does
-        config = OmegaConf.to_container(self.cfg, resolve=True)
-        ck = snapshot(self.parts(), self.state, summed, config)
+        ck = snapshot(self.parts(), self.state, summed, self.config)
         if weights is not None:
             ck["model"] = weights
-        checkpoint.save(self.run_dir / "checkpoints" / name, ck)
+        self.writer.submit(self.run_dir / "checkpoints" / name, ck)
+        if self.callbacks.wants("on_save") or test_kill_due(name, self.state.step):
+            self.writer.wait()  # the file is there for them
         self.callbacks.on_save(self, name)
         if name == "last.pt":
             maybe_test_kill(self.state.step)
@@ -344,6 +358,7 @@ def build_run(
         progress=Progress(enabled=trainer.progress and ctx.main),
     )
     run.step = STEPS[trainer.on_nonfinite](run)
+    run.config = OmegaConf.to_container(cfg, resolve=True)
     user = [_user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
     callbacks = default_callbacks(run, user, quiet=quiet)
     run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])

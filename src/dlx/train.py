@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from dlx import checkpoint, distributed
 from dlx.config import TrainerConfig, check_root
 from dlx.core import Run, build_run
-from dlx.data import catalogue
+from dlx.data import DATASETS
 from dlx.device import pick_device
 from dlx.distributed import Dist
 from dlx.errors import RunFailed, UsageError
@@ -63,11 +63,13 @@ def fit_and_test(run: Run) -> str:
         fit(run)
     except Interrupted:
         run.callbacks.on_interrupt(run)
+        run.writer.wait()
         raise
     status = run.stop_request.status if run.stop_request else "completed"
     if run.ctx.main and status != "pruned":  # a pruned trial is not worth a test
         run.tested = run.test()
         run.callbacks.on_test_end(run, run.tested)
+    run.writer.wait()  # a checkpoint that could not be written fails the run
     return status
 
 
@@ -102,13 +104,14 @@ def run(
             check_root(cfg)
             trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
             device = pick_device(trainer.device)
-            batch = getattr(catalogue().parse(cfg.data), "batch_size", 1)  # a bad one: exit 2
+            batch = getattr(DATASETS.parse(cfg.data), "batch_size", 1)  # a bad one: exit 2
             ctx, run_dir = distributed.start(trainer.devices, device, batch, cfg, run_dir, resume)
             stack.callback(distributed.finish, ctx)
             if ctx.enabled and device.type == "cuda":
                 device = torch.device("cuda", ctx.local_rank)
             r = build_run(cfg, trainer, ctx, device, run_dir, batch, resume, quiet)
             stack.callback(r.callbacks.close, r, summary)
+            stack.callback(r.writer.wait)  # checkpoints on disk before anything closes
             stack.enter_context(r.signals)
             status, error, signal = fit_and_test(r), None, None
         except BaseException as e:
