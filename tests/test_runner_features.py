@@ -105,7 +105,7 @@ def best_model(run_dir: Path):
     from dlx.data import build_data
     from dlx.inputs import Inputs
     from dlx.models import build_model
-    from dlx.runs import load_run_config
+    from dlx.rundirs import load_run_config
 
     cfg = load_run_config(run_dir)
     data = build_data(cfg.data, torch.device("cpu"))
@@ -215,7 +215,7 @@ def built(run_dir: Path, weights: dict):
     from dlx.data import build_data
     from dlx.inputs import Inputs
     from dlx.models import build_model
-    from dlx.runs import load_run_config
+    from dlx.rundirs import load_run_config
 
     cfg = load_run_config(run_dir)
     data = build_data(cfg.data, torch.device("cpu"))
@@ -225,13 +225,18 @@ def built(run_dir: Path, weights: dict):
 
 
 def figures(run_dir: Path, weights: dict, split: str, limit: int | None = None) -> dict:
+    """``weights``' loss and accuracy on ``split``, in the run's evaluation batches (4x the
+    training batch: ``trainer.eval_batch_size`` unset) so ``limit`` covers the same samples."""
     from contextlib import nullcontext
 
     from dlx.evaluate import evaluate
     from dlx.objective import Objective
 
     model, data, inputs = built(run_dir, weights)
-    return evaluate(model, data, split, inputs, Objective(data.info), nullcontext, limit)
+    batch = 4 * data.batch_size
+    return evaluate(
+        model, data, split, inputs, Objective(data.info), nullcontext, limit, "none", None, batch
+    )
 
 
 def test_ema_is_what_validation_and_the_test_measure(runs):

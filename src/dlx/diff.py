@@ -62,27 +62,6 @@ def load_config(run_dir: Path, label: str) -> dict[str, Any]:
         return OmegaConf.to_container(cfg, resolve=False)
 
 
-def load_summary(run_dir: Path) -> dict[str, Any]:
-    """``summary.json``, or ``{"status": "running"}`` while the run has none."""
-    try:
-        summary = json.loads((Path(run_dir) / "summary.json").read_text())
-    except OSError:
-        return {"status": "running", "metrics": {}}
-    except ValueError:
-        return {"status": "unreadable", "metrics": {}}
-    return summary if isinstance(summary, dict) else {"status": "unreadable", "metrics": {}}
-
-
-def load_overrides(run_dir: Path) -> list[str]:
-    import yaml
-
-    path = Path(run_dir) / ".hydra" / "overrides.yaml"
-    try:
-        return list(yaml.safe_load(path.read_text()) or [])
-    except (OSError, yaml.YAMLError):
-        return []
-
-
 def metric_rows(sa: Mapping[str, Any], sb: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:
     """``(name, a, b)``: the summaries' scalars, then the union of their metrics (best
     epoch's train/val and the test figures) and of their last epoch's (``last:…``)."""
@@ -119,10 +98,12 @@ def print_diff(run_a: Path, run_b: Path, console: Console | None = None) -> int:
     console = console or Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)
+    from dlx.rundirs import read_run
+
     ca, cb = load_config(run_a, "RUN_A"), load_config(run_b, "RUN_B")
-    sa, sb = load_summary(run_a), load_summary(run_b)
+    sa, sb = read_run(Path(run_a)), read_run(Path(run_b))  # summary.json and overrides
     for label, run, summary in (("A", run_a, sa), ("B", run_b, sb)):
-        overrides = " ".join(load_overrides(run)) or "(defaults)"
+        overrides = " ".join(summary["overrides"]) or "(defaults)"
         status = summary.get("status")
         console.print(escape(f"{label}: {run}  [{status}]  {overrides}"), soft_wrap=True)
 

@@ -168,7 +168,7 @@ def export(run_dir: Path, fmt: str, out: Path | None = None) -> dict[str, Any]:
 
     from dlx.data import build_data
     from dlx.inputs import Inputs
-    from dlx.runs import load_run_config
+    from dlx.rundirs import load_run_config
 
     cfg = load_run_config(run_dir)
     exporter = EXPORTERS[fmt]

@@ -87,7 +87,6 @@ class SWAWeights(Callback):
     def on_fit_end(self, run: Run) -> None:
         """BN statistics of the average, its val figures, ``best.pt`` := the average."""
         from dlx import distributed
-        from dlx.core import metric
 
         say = print if run.ctx.main else (lambda *a: None)
         if self.swa.n_averaged == 0:
@@ -102,7 +101,7 @@ class SWAWeights(Callback):
         state = run.state
         train = {k: v for k, v in state.metrics.items() if k.startswith("train/")}
         state.best_metrics = {**train, **val}
-        state.best = metric(state.best_metrics, run.trainer.monitor, "trainer.monitor")
+        state.best = state.best_metrics[run.trainer.monitor]  # checked when the run was built
         state.best_epoch = state.epoch
         run.save("best.pt", module.state_dict())
         run.board.scalars({f"swa/{k}": v for k, v in val.items()}, state.step)
