@@ -60,6 +60,11 @@ class TrainerConfig:
     on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))
     save_top_k: int = field(default=0, metadata=check(ge=0))  # keep the N best epochs' files
     callbacks: list[Any] = field(default_factory=list)  # a user's own: dotted paths or _target_
+    accumulate_grad_batches: int = field(default=1, metadata=check(ge=1))  # batches per step
+    fast_dev_run: bool = False  # one train, val and test batch, one epoch, no checkpoints kept
+    overfit_batches: int = field(default=0, metadata=check(ge=0))  # train+val on N batches
 
     def validate(self, prefix: str) -> None:
         self.mode = resolve_mode(self.monitor, self.mode)
+        if self.fast_dev_run:  # what Lightning users type first: does the whole run work?
+            self.max_epochs, self.limit_train_batches, self.limit_val_batches = 1, 1, 1

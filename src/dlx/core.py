@@ -21,12 +21,12 @@ from torch import Tensor, nn
 
 from dlx import checkpoint, distributed
 from dlx.augment import Augmenter, split_augment
-from dlx.callbacks import Callback
-from dlx.callbacks.builtin import default_callbacks
+from dlx.callbacks.builtin import default_callbacks, user_callback
 from dlx.callbacks.hooks import CallbackList
 from dlx.config import EPOCH_METRICS, TrainerConfig
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
+from dlx.data.overfit import OverfitData
 from dlx.device import autocast_for, compile_model, seed_everything
 from dlx.distributed import Dist
 from dlx.errors import UsageError
@@ -127,6 +127,7 @@ class Run:
             seed=t.seed * 100_003 + epoch,
             drop_last=True,
             start=self.state.batch,
+            batch_size=self.batch_size if t.accumulate_grad_batches > 1 else None,
         )
         rank, world = self.ctx.rank, self.ctx.world
         for i, (xb, yb) in enumerate(batches, start=self.state.batch):
@@ -186,7 +187,10 @@ class Run:
     def eval_batch(self) -> int:
         """Validation and test batches: ``trainer.eval_batch_size``, else 4x the training
         batch (inference keeps no activations for a backward pass)."""
-        return self.trainer.eval_batch_size or 4 * self.batch_size // self.ctx.world
+        t = self.trainer
+        return (
+            t.eval_batch_size or 4 * self.batch_size // t.accumulate_grad_batches // self.ctx.world
+        )
 
     def validate(self) -> dict[str, float]:
         return evaluate(
@@ -214,6 +218,7 @@ class Run:
             self.inputs,
             self.eval_objective,
             self.autocast,
+            limit=1 if self.trainer.fast_dev_run else None,
             tta=self.trainer.tta,
             batch_size=self.eval_batch,
         )
@@ -249,7 +254,7 @@ class Run:
         summed = self.epoch_sums()
         if not self.ctx.main:
             return
-        self.board.flush()  # events up to this step reach disk before the checkpoint does
+        self.board.flush_on(self.writer)  # events up to this step reach disk first
         ck = snapshot(self.parts(), self.state, summed, self.config)
         if weights is not None:
             ck["model"] = weights
@@ -266,21 +271,6 @@ def metric(metrics: dict[str, float], name: str, key: str) -> float:
     if name not in metrics:
         raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
     return metrics[name]
-
-
-def _user_callback(spec: Any, i: int) -> Callback:
-    """``trainer.callbacks[i]``: a dotted class path (called without arguments) or a Hydra
-    node with ``_target_``."""
-    from hydra.utils import get_class, instantiate
-
-    key = f"trainer.callbacks[{i}]"
-    try:
-        obj = instantiate(spec) if isinstance(spec, dict) else get_class(str(spec))()
-    except Exception as e:
-        raise UsageError(f"{key}={spec}: cannot be built ({str(e).splitlines()[0]})") from None
-    if not isinstance(obj, Callback):
-        raise UsageError(f"{key}={spec}: not a dlx.callbacks.Callback subclass")
-    return obj
 
 
 def build_run(
@@ -308,8 +298,15 @@ def build_run(
     compiled = compile_model(model, trainer.compile, trainer.compile_mode)
     train_model = distributed.wrap(compiled, ctx, device)
     optimizer = build_optimizer(cfg.optim, model)
-    steps = data.num_batches("train", drop_last=True)
+    if trainer.overfit_batches:
+        data = OverfitData(data, trainer.overfit_batches)
+    steps = data.num_batches("train", drop_last=True) // trainer.accumulate_grad_batches
     steps = min(steps, trainer.limit_train_batches or steps)
+    if steps == 0:
+        raise UsageError(
+            f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches}: more than "
+            f"the {data.num_batches('train', drop_last=True)} training batches of an epoch"
+        )
     schedule = build_schedule(cfg.sched, optimizer, steps, trainer.max_epochs, mode=trainer.mode)
     if (cfg.get("augment") or trainer.tta != "none") and info.kind != "image":
         raise UsageError(
@@ -318,8 +315,9 @@ def build_run(
         )
     aug_seed = trainer.seed + 1_000_003 * ctx.rank  # ranks draw different augmentations
     per_sample = hasattr(data, "train_transform")
+    augment_node = None if trainer.overfit_batches else cfg.get("augment")
     augment, sample_transform = split_augment(
-        cfg.get("augment"), info, device, aug_seed, per_sample=per_sample
+        augment_node, info, device, aug_seed, per_sample=per_sample
     )
     if per_sample:
         data.train_transform = sample_transform  # type: ignore[attr-defined]
@@ -352,14 +350,14 @@ def build_run(
         meter=TrainMeter(device, objective.hits, skip, copy_outputs=cuda_graphs),
         autocast=autocast_for(device, trainer.precision),
         steps_per_epoch=steps,
-        batch_size=batch_size,
+        batch_size=batch_size * trainer.accumulate_grad_batches,
         signals=StopSignals(ctx, device),
         board=NullBoard(),
         progress=Progress(enabled=trainer.progress and ctx.main),
     )
-    run.step = STEPS[trainer.on_nonfinite](run)
+    run.step = STEPS[trainer.on_nonfinite](run, trainer.accumulate_grad_batches)
     run.config = OmegaConf.to_container(cfg, resolve=True)
-    user = [_user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
+    user = [user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
     callbacks = default_callbacks(run, user, quiet=quiet)
     run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
     _resume(run, resume)

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
 from dlx.callbacks.averaging import EMAWeights, SWAWeights
 from dlx.callbacks.board import TensorBoardLogger
 from dlx.callbacks.checkpointing import Checkpointing
+from dlx.callbacks.csvlog import MetricsCSV
 from dlx.callbacks.early_stopping import EarlyStop
+from dlx.callbacks.fast_dev_run import FastDevRun
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.provenance import Provenance
 from dlx.callbacks.top_k import TopK
+from dlx.errors import UsageError
 
 if TYPE_CHECKING:
     from dlx.core import Run
@@ -21,12 +24,20 @@ if TYPE_CHECKING:
 def default_callbacks(
     run: Run, user: list[Callback] | None = None, quiet: bool = False
 ) -> list[Callback]:
-    """Provenance, TensorBoard, the progress bar, the profiler, early stopping and weight
-    averaging (EMA, SWA) when asked for, the user's own (``trainer.callbacks``), the top-k
-    checkpoints (after EMA: they keep the weights evaluated), then checkpointing, last: the
-    files it writes carry every other callback's state after its epoch-end work."""
+    """Provenance, TensorBoard, metrics.csv, the progress bar, fast_dev_run, the profiler,
+    early stopping and weight averaging (EMA, SWA) when asked for, the user's own
+    (``trainer.callbacks``), the top-k checkpoints (after EMA: they keep the weights
+    evaluated), then checkpointing, last: the files it writes carry every other callback's
+    state after its epoch-end work."""
     t, regs = run.trainer, run.regs
-    callbacks: list[Callback] = [Provenance(), TensorBoardLogger(), ProgressBar(table=not quiet)]
+    callbacks: list[Callback] = [
+        Provenance(),
+        TensorBoardLogger(),
+        MetricsCSV(),
+        ProgressBar(table=not quiet),
+    ]
+    if t.fast_dev_run:
+        callbacks.append(FastDevRun())
     if t.profile:
         callbacks.append(Profiler())
     if regs.early_stopping is not None:
@@ -40,3 +51,18 @@ def default_callbacks(
         callbacks.append(TopK(t.save_top_k, t.monitor, t.mode))
     callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
     return callbacks
+
+
+def user_callback(spec: Any, i: int) -> Callback:
+    """``trainer.callbacks[i]``: a dotted class path (called without arguments) or a Hydra
+    node with ``_target_``."""
+    from hydra.utils import get_class, instantiate
+
+    key = f"trainer.callbacks[{i}]"
+    try:
+        obj = instantiate(spec) if isinstance(spec, dict) else get_class(str(spec))()
+    except Exception as e:
+        raise UsageError(f"{key}={spec}: cannot be built ({str(e).splitlines()[0]})") from None
+    if not isinstance(obj, Callback):
+        raise UsageError(f"{key}={spec}: not a dlx.callbacks.Callback subclass")
+    return obj

@@ -47,8 +47,9 @@ class TopK(Callback):
         sign = -1 if self.mode == "max" else 1
         self.kept.sort(key=lambda e: (sign * e["value"], e["epoch"]))
         for dropped in self.kept[self.k :]:
-            if run.ctx.main:
-                (run.run_dir / "checkpoints" / dropped["file"]).unlink(missing_ok=True)
+            if run.ctx.main:  # on the writer's thread: after the file's own write, in order
+                path = run.run_dir / "checkpoints" / dropped["file"]
+                run.writer.call(lambda path=path: path.unlink(missing_ok=True))
         del self.kept[self.k :]
 
     def state_dict(self) -> dict[str, Any]:
