@@ -143,6 +143,7 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, single):
         "checkpoints",
         "summary.json",
         "train.log",
+        "metrics.csv",
         "provenance.json",
     }
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
