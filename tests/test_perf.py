@@ -138,7 +138,14 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, single):
     names = sorted(p.name for p in run_dir.iterdir())
     events = [n for n in names if n.startswith("events.out.tfevents")]
     assert len(events) == 1, names
-    assert set(names) - set(events) == {".hydra", "checkpoints", "summary.json", "train.log"}
+    assert set(names) - set(events) == {
+        ".hydra",
+        "checkpoints",
+        "summary.json",
+        "train.log",
+        "metrics.csv",
+        "provenance.json",
+    }
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == ["best.pt", "last.pt"]
     loss = scalar_tags(run_dir)["train/loss"]  # reduced over the ranks at every log step
     assert [s for s, _ in loss] == [1, 2, 3, 4, 5, 6]

@@ -27,6 +27,12 @@ commands:
                            runs grouped over seeds: mean ± std, curves, DIR/report/report.md
   study list | NAME [OVERRIDES]
                            a textbook claim as an experiment: sweep, report, verdicts
+  diff RUN_A RUN_B         the two runs' config differences and their metrics side by side
+  export RUN_DIR --format torchscript|onnx [--out PATH]
+                           the best checkpoint as a TorchScript or ONNX file, checked
+  lr-find [OPTIONS] [OVERRIDES]
+                           the learning-rate range test (--min-lr --max-lr --steps):
+                           suggested lr, curve as PNG and CSV
 
 `dlx train --help` lists the config groups, their options and the whole config.
 """
@@ -219,6 +225,27 @@ def cmd_tb(args: list[str]) -> int:
     return 0  # not reached
 
 
+def cmd_diff(args: list[str]) -> int:
+    if len(args) != 2 or any(a.startswith("-") for a in args):
+        raise UsageError("usage: dlx diff RUN_A RUN_B (two run dirs)")
+    from dlx.diff import print_diff
+
+    print_diff(Path(args[0]), Path(args[1]))
+    return 0
+
+
+def cmd_export(args: list[str]) -> int:
+    from dlx.export import cmd_export as export
+
+    return export(args)
+
+
+def cmd_lr_find(args: list[str]) -> int:
+    from dlx.lrfind import cmd_lr_find as lr_find
+
+    return lr_find(args)
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "resume": cmd_resume,
@@ -228,6 +255,9 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "tb": cmd_tb,
     "report": cmd_report,
     "study": cmd_study,
+    "diff": cmd_diff,
+    "export": cmd_export,
+    "lr-find": cmd_lr_find,
 }
 
 

@@ -58,6 +58,7 @@ class TrainerConfig:
     # batches of validation and test (no gradients: larger is cheaper); null: 4 x data.batch_size
     eval_batch_size: int | None = field(default=None, metadata=check(ge=1))
     on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))
+    save_top_k: int = field(default=0, metadata=check(ge=0))  # keep the N best epochs' files
     callbacks: list[Any] = field(default_factory=list)  # a user's own: dotted paths or _target_
     accumulate_grad_batches: int = field(default=1, metadata=check(ge=1))  # batches per step
     fast_dev_run: bool = False  # one train, val and test batch, one epoch, no checkpoints kept

@@ -11,7 +11,10 @@ different points of a training step, so ``Regularization`` gathers them by hook:
   radius ``c`` (Srebro & Shraibman, 2005; Srivastava et al., 2014);
 - ``dropout``: sets the model's ``dropout`` probability where the model has dropout;
 - ``label_smoothing``: soft targets in the cross-entropy (Szegedy et al., 2016);
-- ``early_stopping``: end the run when the monitored metric stops improving.
+- ``early_stopping``: end the run when the monitored metric stops improving;
+- ``ema``: an exponential moving average of the weights, evaluated and kept in ``best.pt``;
+- ``swa``: stochastic weight averaging from epoch ``swa_start``; the averaged model (its BN
+  statistics recomputed) is what is tested. Both are callbacks (``dlx.callbacks.averaging``).
 
 Penalties and constraints touch weights only by default (parameters with ndim > 1: not
 biases, not norm scales); ``params: all`` includes every parameter.
@@ -85,6 +88,17 @@ class EarlyStoppingConfig:
         self.mode = resolve_mode(self.monitor, self.mode)
 
 
+@dataclass
+class EMAConfig:
+    decay: float = field(default=0.999, metadata=check(gt=0, lt=1))  # ema ← d·ema + (1−d)·w
+
+
+@dataclass
+class SWAConfig:
+    swa_start: int | None = field(default=None, metadata=check(ge=1))  # null: last 25% of epochs
+    swa_lr: float | None = field(default=None, metadata=check(gt=0))  # null: the schedule's lr
+
+
 for _name, _schema in {
     "l2": L2Config,
     "l1": L1Config,
@@ -93,6 +107,8 @@ for _name, _schema in {
     "clip_grad": ClipGradConfig,
     "label_smoothing": LabelSmoothingConfig,
     "early_stopping": EarlyStoppingConfig,
+    "ema": EMAConfig,
+    "swa": SWAConfig,
 }.items():
     REGULARIZERS.register(_name, _schema)(lambda cfg: cfg)
 
@@ -189,6 +205,14 @@ class Regularization:
     @property
     def clip(self) -> ClipGradConfig | None:
         return self.cfg.get("clip_grad")
+
+    @property
+    def ema(self) -> EMAConfig | None:
+        return self.cfg.get("ema")
+
+    @property
+    def swa(self) -> SWAConfig | None:
+        return self.cfg.get("swa")
 
     @property
     def has_penalty(self) -> bool:

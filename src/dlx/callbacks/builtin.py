@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
+from dlx.callbacks.averaging import EMAWeights, SWAWeights
 from dlx.callbacks.board import TensorBoardLogger
 from dlx.callbacks.checkpointing import Checkpointing
 from dlx.callbacks.csvlog import MetricsCSV
@@ -12,6 +13,8 @@ from dlx.callbacks.early_stopping import EarlyStop
 from dlx.callbacks.fast_dev_run import FastDevRun
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
+from dlx.callbacks.provenance import Provenance
+from dlx.callbacks.top_k import TopK
 from dlx.errors import UsageError
 
 if TYPE_CHECKING:
@@ -21,18 +24,31 @@ if TYPE_CHECKING:
 def default_callbacks(
     run: Run, user: list[Callback] | None = None, quiet: bool = False
 ) -> list[Callback]:
-    """TensorBoard, the progress bar, the profiler and early stopping when asked for, the
-    user's own (``trainer.callbacks``), then checkpointing, last: the files it writes carry
-    every other callback's state after its epoch-end work."""
-    t = run.trainer
-    callbacks: list[Callback] = [TensorBoardLogger(), MetricsCSV(), ProgressBar(table=not quiet)]
+    """Provenance, TensorBoard, metrics.csv, the progress bar, fast_dev_run, the profiler,
+    early stopping and weight averaging (EMA, SWA) when asked for, the user's own
+    (``trainer.callbacks``), the top-k checkpoints (after EMA: they keep the weights
+    evaluated), then checkpointing, last: the files it writes carry every other callback's
+    state after its epoch-end work."""
+    t, regs = run.trainer, run.regs
+    callbacks: list[Callback] = [
+        Provenance(),
+        TensorBoardLogger(),
+        MetricsCSV(),
+        ProgressBar(table=not quiet),
+    ]
     if t.fast_dev_run:
         callbacks.append(FastDevRun())
     if t.profile:
         callbacks.append(Profiler())
-    if run.regs.early_stopping is not None:
-        callbacks.append(EarlyStop(run.regs.early_stopping))
+    if regs.early_stopping is not None:
+        callbacks.append(EarlyStop(regs.early_stopping))
+    if regs.ema is not None:
+        callbacks.append(EMAWeights(run, regs.ema))
+    if regs.swa is not None:
+        callbacks.append(SWAWeights(run, regs.swa))
     callbacks += user or []
+    if t.save_top_k:
+        callbacks.append(TopK(t.save_top_k, t.monitor, t.mode))
     callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
     return callbacks
 
