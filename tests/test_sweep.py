@@ -237,7 +237,7 @@ def test_presets_compose_without_a_sweep_key():
     from dlx.runs import compose
     from dlx.train import ROOT_KEYS
 
-    for preset in ("none", "random", "tpe"):
+    for preset in ("none", "random", "tpe", "asha"):
         cfg = compose([f"sweep={preset}"])
         assert tuple(cfg) == ROOT_KEYS
 

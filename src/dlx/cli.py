@@ -28,7 +28,7 @@ commands:
 """
 
 #: exit codes by final run status (SPEC)
-EXIT = {"completed": 0, "stopped_early": 0, "failed": 1, "diverged": 1}
+EXIT = {"completed": 0, "stopped_early": 0, "pruned": 0, "failed": 1, "diverged": 1}
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 

@@ -1,0 +1,316 @@
+"""Sweeps that scale out: several `dlx train -m` workers on one Optuna study (a journal file,
+a real PostgreSQL server), a SIGKILLed worker's trial failed and taken over, the direction
+following the metric, the pruner configs."""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import read_summary, scalar_tags
+
+TINY = [
+    "trainer.limit_train_batches=4",
+    "trainer.limit_val_batches=1",
+    "trainer.progress=false",
+]
+
+
+def dlx_argv(*args: str) -> list[str]:
+    return [sys.executable, "-m", "dlx", *args]
+
+
+def env() -> dict[str, str]:
+    out = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    out.pop("HYDRA_FULL_ERROR", None)
+    return out
+
+
+def start_workers(cwd: Path, n: int, args: list[str]) -> list[subprocess.Popen]:
+    """``n`` concurrent `dlx train -m ARGS` processes, worker ``i`` in sweep dir ``w<i>``."""
+    return [
+        subprocess.Popen(
+            dlx_argv("train", "-m", *args, f"hydra.sweep.dir=w{i}"),
+            cwd=cwd,
+            env=env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(n)
+    ]
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 240) -> list[tuple[int, str, str]]:
+    out = []
+    for p in procs:
+        stdout, stderr = p.communicate(timeout=timeout)
+        out.append((p.returncode, stdout, stderr))
+    return out
+
+
+def load_study(url: str, name: str):
+    import optuna
+
+    from hydra_plugins.dlx_optuna_sweeper.study import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(url))
+
+
+def check_shared_study(cwd: Path, url: str, name: str, n_trials: int, workers: int) -> None:
+    """Exactly ``n_trials`` complete trials, numbers 0..n-1, each in one worker's dir; every
+    worker's sweep.json lists all of them."""
+    from optuna.trial import TrialState
+
+    study = load_study(url, name)
+    trials = study.get_trials()
+    assert [t.number for t in trials] == list(range(n_trials))
+    assert all(t.state == TrialState.COMPLETE for t in trials), [t.state for t in trials]
+    dirs = {
+        i: sorted(int(p.parent.name) for p in (cwd / f"w{i}").glob("*/summary.json"))
+        for i in range(workers)
+    }
+    ran = sorted(n for numbers in dirs.values() for n in numbers)
+    assert ran == list(range(n_trials)), dirs  # no number twice, none missing
+    assert sum(bool(numbers) for numbers in dirs.values()) >= 2, dirs  # they shared the work
+    for i in range(workers):
+        listed = json.loads((cwd / f"w{i}" / "sweep.json").read_text())["trials"]
+        assert [t["number"] for t in listed] == list(range(n_trials))
+        assert {t["status"] for t in listed} == {"completed"}
+        for t in listed:  # each trial's own summary, wherever it ran
+            assert read_summary(Path(cwd, t["dir"]))["status"] == "completed"
+
+
+def shared_sweep_args(url: str, name: str, n_trials: int) -> list[str]:
+    return [
+        "sweep=random",
+        f"hydra.sweeper.storage={url}",
+        f"hydra.sweeper.study_name={name}",
+        f"hydra.sweeper.n_trials={n_trials}",
+        "trainer.max_epochs=3",
+        *TINY,
+    ]
+
+
+# --- many workers, one study ------------------------------------------------------------------
+def test_two_workers_share_one_journal_study(tmp_path):
+    url = f"journal:///{tmp_path}/studies/lr.log".replace(":////", ":///")
+    results = finish(start_workers(tmp_path, 2, shared_sweep_args(url, "lr", 4)))
+    for code, stdout, stderr in results:
+        assert code == 0, stderr[-3000:]
+        assert "4 of 4 trials succeeded" in stdout
+    check_shared_study(tmp_path, url, "lr", 4, 2)
+
+
+def _postgres_bin(name: str) -> str | None:
+    found = shutil.which(name)
+    if found:
+        return found
+    versions = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
+    return str(versions[-1]) if versions else None
+
+
+@pytest.fixture
+def postgres_url():
+    """A throwaway PostgreSQL cluster on a free loopback port (initdb + pg_ctl; as the
+    ``postgres`` user when we are root, since PostgreSQL refuses to run as root), stopped and
+    removed after the test. Skips, saying why, where the server is not installed."""
+    pytest.importorskip("psycopg", reason="psycopg (dlx's PostgreSQL driver) not installed")
+    initdb, pg_ctl = _postgres_bin("initdb"), _postgres_bin("pg_ctl")
+    if not (initdb and pg_ctl):
+        pytest.skip(
+            "PostgreSQL server not installed (no initdb/pg_ctl): apt-get install postgresql "
+            "(.ci/run does)"
+        )
+    run_as: list[str] = []
+    root = tempfile.mkdtemp(prefix="dlx-pg-")
+    if os.geteuid() == 0:
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and there is no 'postgres' user to run the server")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    data = f"{root}/data"
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(
+        [*run_as, initdb, "-D", data, "-U", "dlx", "-A", "trust", "--no-sync"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c fsync=off"
+    subprocess.run(
+        [*run_as, pg_ctl, "-D", data, "-o", opts, "-l", f"{root}/log", "-w", "start"],
+        check=True,
+        capture_output=True,
+    )
+    try:
+        yield f"postgresql://dlx@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*run_as, pg_ctl, "-D", data, "-m", "immediate", "-w", "stop"], capture_output=True
+        )
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def test_two_workers_share_one_postgresql_study(tmp_path, postgres_url):
+    results = finish(start_workers(tmp_path, 2, shared_sweep_args(postgres_url, "pg", 3)))
+    for code, _, stderr in results:
+        assert code == 0, stderr[-3000:]
+    check_shared_study(tmp_path, postgres_url, "pg", 3, 2)
+
+
+def test_a_sigkilled_workers_trial_is_failed_and_continued_by_another(tmp_path):
+    """Worker A is killed mid-trial; worker B, on the same journal, sees the trial's
+    heartbeat stop, fails it, and runs it again from A's last.pt in its own sweep dir."""
+    from optuna.trial import TrialState
+
+    url = f"journal:///{tmp_path}/study.log".replace(":////", ":///")
+    args = [
+        *shared_sweep_args(url, "kill", 1),
+        "trainer.max_epochs=6",
+        "hydra.sweeper.heartbeat_interval=1",
+        "hydra.sweeper.grace_period=3",
+    ]
+    (a,) = start_workers(tmp_path, 1, args)
+    first = tmp_path / "w0" / "0" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    try:
+        while not first.exists():
+            assert a.poll() is None and time.monotonic() < deadline, a.communicate()
+            time.sleep(0.05)
+    finally:
+        a.send_signal(signal.SIGKILL)
+        a.wait()
+    assert load_study(url, "kill").trials[0].state == TrialState.RUNNING
+    b = subprocess.run(
+        dlx_argv("train", "-m", *args, "hydra.sweep.dir=w1"),
+        cwd=tmp_path,
+        env=env(),
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert b.returncode == 0, b.stderr[-3000:]
+    assert "trial 0: no heartbeat from its worker" in b.stdout + b.stderr
+    study = load_study(url, "kill")
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.COMPLETE]  # nothing left RUNNING
+    assert study.trials[1].params == study.trials[0].params
+    # the retry continued A's run: its dir moved to B's sweep dir, epochs 1..6 once each
+    assert not (tmp_path / "w0" / "0").exists()
+    run_dir = tmp_path / "w1" / "1"
+    assert read_summary(run_dir)["status"] == "completed"
+    assert read_summary(run_dir)["epochs"] == 6
+    assert [step for step, _ in scalar_tags(run_dir)["epoch"]] == sorted(
+        {step for step, _ in scalar_tags(run_dir)["epoch"]}
+    )  # one event per epoch: the resume dropped nothing twice
+    assert [v for _, v in scalar_tags(run_dir)["epoch"]] == [1, 2, 3, 4, 5, 6]
+    listed = json.loads((tmp_path / "w1" / "sweep.json").read_text())["trials"]
+    assert [(t["number"], t["status"]) for t in listed] == [(1, "completed")]
+
+
+# --- units ------------------------------------------------------------------------------------
+def test_the_direction_follows_the_metric_unless_set():
+    from hydra_plugins.dlx_optuna_sweeper.sweeper import direction_for
+
+    assert direction_for(None, "val/loss") == "minimize"
+    assert direction_for(None, "val/acc") == "maximize"
+    assert direction_for(None, "train/loss", "auto") == "minimize"
+    assert direction_for(None, "val/acc", "min") == "minimize"  # trainer.mode says so
+    assert direction_for("maximize", "val/loss") == "maximize"  # set: kept
+
+
+def test_direction_errors_name_the_key(dlx):
+    from dlx.errors import UsageError
+    from hydra_plugins.dlx_optuna_sweeper.sweeper import direction_for
+
+    with pytest.raises(UsageError, match=r"hydra\.sweeper\.direction=up: choose maximize"):
+        direction_for("up", "val/acc")
+    with pytest.raises(UsageError, match=r"trainer\.monitor=val/f1 says neither"):
+        direction_for(None, "val/f1", "auto")
+
+
+def test_pruners_by_group_or_by_name():
+    import optuna
+    from omegaconf import OmegaConf
+
+    from hydra_plugins.dlx_optuna_sweeper.config import PRUNERS
+    from hydra_plugins.dlx_optuna_sweeper.study import build_pruner
+
+    kinds = {
+        "none": optuna.pruners.NopPruner,
+        "median": optuna.pruners.MedianPruner,
+        "percentile": optuna.pruners.PercentilePruner,
+        "successive_halving": optuna.pruners.SuccessiveHalvingPruner,
+        "hyperband": optuna.pruners.HyperbandPruner,
+    }
+    assert set(PRUNERS) == set(kinds)
+    for name, kind in kinds.items():
+        assert type(build_pruner(name)) is kind
+        assert type(build_pruner(OmegaConf.structured(PRUNERS[name]))) is kind
+    node = OmegaConf.merge(OmegaConf.structured(PRUNERS["median"]), {"n_warmup_steps": 3})
+    assert build_pruner(node)._n_warmup_steps == 3
+    assert type(build_pruner(None)) is optuna.pruners.NopPruner
+
+
+def test_bad_sweeper_settings_exit_2_naming_the_key(dlx):
+    r = dlx("train", "-m", "sweep=random", "hydra.sweeper.pruner=bogus", "hydra.sweep.dir=sw")
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        "dlx train: error: hydra.sweeper.pruner=bogus: unknown pruner; choose one of: "
+        "none, median, percentile, successive_halving, hyperband"
+    )
+    r = dlx("train", "-m", "sweep=random", "hydra.sweeper.storage=journal://rel/x.log")
+    assert r.returncode == 2 and "a journal path must be absolute" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_claims_never_exceed_n_trials_and_retries_take_the_dead_trials_place(tmp_path):
+    """The study-side logic without training: two storages on one journal stand for two
+    workers; a trial whose heartbeat stopped is failed once and queued again."""
+    import optuna
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState
+
+    from hydra_plugins.dlx_optuna_sweeper import study as shared
+
+    url = f"journal:///{tmp_path}/s.log".replace(":////", ":///")
+    a, b = (
+        optuna.create_study(study_name="u", storage=shared.open_storage(url), load_if_exists=True)
+        for _ in range(2)
+    )
+    space = {"x": FloatDistribution(0, 1)}
+    t0, t1 = a.ask(space), b.ask(space)
+    assert (t0.number, t1.number) == (0, 1)
+    beat = shared.Heartbeat(a._storage, 60)
+    beat.add(t0._trial_id)
+    beat.stop()
+    b._storage.set_trial_system_attr(t1._trial_id, shared.HEARTBEAT, time.time())
+    assert shared.fail_stale(b, grace_period=30, max_retry=1) == []
+    a._storage.set_trial_system_attr(t0._trial_id, shared.HEARTBEAT, time.time() - 100)
+    assert shared.fail_stale(b, grace_period=30, max_retry=1) == [0]
+    assert shared.fail_stale(a, grace_period=30, max_retry=1) == []  # failed once only
+    trials = a.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.WAITING]
+    assert sum(shared.counts(t) for t in trials) == 2  # the retry counts, the dead one not
+    retry = a.ask(space)
+    assert retry.number == 2 and retry.params == t0.params
+    assert a._storage.get_trial(retry._trial_id).system_attrs[shared.RETRY_OF] == 0
+    lock = shared.ClaimLock(url, "u")
+    with lock():
+        pass
+    lock.close()
