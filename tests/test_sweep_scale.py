@@ -314,3 +314,54 @@ def test_claims_never_exceed_n_trials_and_retries_take_the_dead_trials_place(tmp
     with lock():
         pass
     lock.close()
+
+
+# --- pruning, against a stand-in for the core's Run ---------------------------------------------
+class FakeRun:
+    """What the pruning callback reads of a run: trainer.monitor, state.epoch, request_stop."""
+
+    def __init__(self, monitor: str = "val/acc") -> None:
+        from types import SimpleNamespace
+
+        self.trainer = SimpleNamespace(monitor=monitor)
+        self.state = SimpleNamespace(epoch=0)
+        self.stopped: tuple[str, str] | None = None
+
+    def request_stop(self, status: str, reason: str) -> None:
+        self.stopped = (status, reason)
+
+
+def test_the_pruning_callback_reports_each_epoch_and_stops_a_bad_trial():
+    import optuna
+
+    from dlx.callbacks.pruning import Pruning
+    from hydra_plugins.dlx_optuna_sweeper.study import STATUS
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=1)
+    )
+    good = study.ask()
+    for epoch, acc in enumerate([0.5, 0.7, 0.9], start=1):
+        good.report(acc, epoch)
+    study.tell(good, 0.9)
+
+    trial = study.ask()
+    callback, run = Pruning(trial), FakeRun()
+    for epoch, acc in enumerate([0.6, 0.65], start=1):  # above the median at epoch 1, below at 2
+        run.state.epoch = epoch
+        callback.on_epoch_end(run, {"val/acc": acc, "val/loss": 1.0})
+        if run.stopped:
+            break
+    assert run.state.epoch == 2
+    assert run.stopped == ("pruned", "MedianPruner pruned trial 1 at epoch 2: val/acc 0.65")
+    assert study._storage.get_trial(trial._trial_id).intermediate_values == {1: 0.6, 2: 0.65}
+    assert study._storage.get_trial(trial._trial_id).user_attrs[STATUS] == "pruned"
+    callback.on_epoch_end(run, {"val/acc": 0.1})  # a resumed epoch 2: reported once only
+    assert study._storage.get_trial(trial._trial_id).intermediate_values[2] == 0.65
+
+
+def test_a_run_outside_an_optuna_sweep_gets_no_pruning_callback():
+    from dlx.callbacks.pruning import pruning_callback
+
+    assert pruning_callback(FakeRun()) is None  # no Hydra job at all (dlx resume, tests)
