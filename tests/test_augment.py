@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import QUICK, only_run_dir, read_summary
-from dlx.augment import AUGMENTS, ORDER, Augmenter, build_augment, parse_ops
+from dlx.augment import AUGMENTS, ORDER, Augmenter, parse_ops, split_augment
 from dlx.augment.base import Remap, beta
 from dlx.augment.color import blur_batch
 from dlx.augment.erase import CutoutConfig, cutout_side
@@ -316,7 +316,7 @@ def test_beta_sampler_moments():
 
 
 def test_label_smoothing_composes_with_soft_targets():
-    from dlx.train import Objective
+    from dlx.objective import Objective
 
     out, y = torch.randn(N, K), torch.randint(0, K, (N,))
     obj = Objective(info(), label_smoothing=0.1)
@@ -342,15 +342,11 @@ def test_flip_tta_averages_the_logits_of_x_and_its_mirror():
 def test_dataloader_path_gets_per_sample_v2_transforms_and_keeps_mixing_on_device():
     from torchvision import tv_tensors
 
-    class Folder:
-        train_transform = None
-
-    data = Folder()
     spec = {n: {} for n in ALL}
-    aug = build_augment(spec, info(), torch.device("cpu"), 0, data=data)
+    aug, transform = split_augment(spec, info(), torch.device("cpu"), 0, per_sample=True)
     assert aug.names == ["mixup", "cutmix"]
     img = tv_tensors.Image(torch.randint(0, 256, (3, S, S), dtype=torch.uint8))
-    outs = [data.train_transform(img) for _ in range(4)]
+    outs = [transform(img) for _ in range(4)]
     assert all(o.shape == img.shape and o.dtype == torch.uint8 for o in outs)
     assert len({o.sum().item() for o in outs}) > 1
 

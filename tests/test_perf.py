@@ -73,7 +73,7 @@ def test_fp16_mixed_uses_the_grad_scaler_and_quiet_prints_no_table(tmp_path, cap
 
 def test_channels_last_inputs_and_model_are_channels_last():
     from dlx.data.base import DataInfo
-    from dlx.train import Inputs
+    from dlx.inputs import Inputs
 
     info = DataInfo("t", "image", 10, channels=3, image_size=8, mean=(0.5,) * 3, std=(0.5,) * 3)
     x = torch.randint(0, 255, (4, 3, 8, 8), dtype=torch.uint8)
@@ -87,9 +87,10 @@ def test_compiled_model_trains_like_the_eager_one():
     """Three SGD steps of a tiny conv net, eager and through ``compile_model`` with the mode
     the config names: the same losses within float tolerance. (A whole compiled LeNet run
     takes ~40 s of C++ compilation on a cold cache: too slow for the suite.)"""
+    from dlx.config import TrainerConfig
+    from dlx.device import compile_model
     from dlx.registry import to_schema
     from dlx.runs import compose
-    from dlx.train import TrainerConfig, compile_model
 
     cfg = compose(["trainer.compile=true", "trainer.compile_mode=reduce-overhead"])
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
@@ -97,7 +98,7 @@ def test_compiled_model_trains_like_the_eager_one():
     def losses(compiled: bool) -> list[float]:
         torch.manual_seed(0)
         model = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(144, 3))
-        net = compile_model(model, trainer) if compiled else model
+        net = compile_model(model, trainer.compile, trainer.compile_mode) if compiled else model
         assert (net is not model) == compiled
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
         g = torch.Generator().manual_seed(1)

@@ -14,6 +14,7 @@ from torch import nn
 
 from conftest import QUICK, only_run_dir, read_summary, scalar_tags
 from dlx.errors import UsageError
+from dlx.objective import Objective
 from dlx.optim import build_optimizer
 from dlx.optstats import clip_and_measure, read, total_norm
 from dlx.regularize import (
@@ -25,7 +26,6 @@ from dlx.regularize import (
     clip_gradients,
     l2_penalty,
 )
-from dlx.train import Objective
 
 
 def net() -> nn.Module:

@@ -234,8 +234,8 @@ def test_search_space_from_params_and_command_line():
 
 
 def test_presets_compose_without_a_sweep_key():
+    from dlx.config import ROOT_KEYS
     from dlx.runs import compose
-    from dlx.train import ROOT_KEYS
 
     for preset in ("none", "random", "tpe", "asha"):
         cfg = compose([f"sweep={preset}"])

@@ -1,7 +1,7 @@
 """Data-parallel training: ``trainer.devices=N`` or ``torchrun --nproc-per-node=N -m dlx train``.
 
 With ``trainer.devices=N`` the process that runs ``dlx train`` is rank 0: it starts ranks
-1..N-1 itself (``python -m dlx.distributed``, the resolved config in the environment) on a free
+1..N-1 itself (``python -m dlx.worker``, the resolved config in the environment) on a free
 local port, then all ranks meet in a process group (``nccl`` on CUDA, one GPU per rank by
 ``LOCAL_RANK``; ``gloo`` on the CPU). Under ``torchrun`` the ranks come from its environment
 (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``MASTER_ADDR``, ``MASTER_PORT``); rank 0's run dir is
@@ -23,7 +23,6 @@ import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -127,7 +126,7 @@ def start(
 
 
 def _spawn(world: int, cfg: DictConfig, run_dir: Path, resume: bool) -> list[subprocess.Popen]:
-    """Start ranks 1..world-1 as ``python -m dlx.distributed`` with the resolved config."""
+    """Start ranks 1..world-1 as ``python -m dlx.worker`` with the resolved config."""
     text = OmegaConf.to_yaml(cfg, resolve=True)
     procs = []
     for rank in range(1, world):
@@ -141,7 +140,7 @@ def _spawn(world: int, cfg: DictConfig, run_dir: Path, resume: bool) -> list[sub
         }
         procs.append(
             subprocess.Popen(
-                [sys.executable, "-m", "dlx.distributed"], env=env, stdout=subprocess.DEVNULL
+                [sys.executable, "-m", "dlx.worker"], env=env, stdout=subprocess.DEVNULL
             )
         )
     return procs
@@ -230,21 +229,3 @@ def wrap(model: torch.nn.Module, ctx: Dist, device: torch.device) -> torch.nn.Mo
 
     ids = [device.index] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
-
-
-def _worker() -> int:
-    """Entry point of a rank started by ``trainer.devices``: train without Hydra."""
-    from dlx.train import run
-
-    cfg = OmegaConf.create(os.environ[CONFIG_ENV])
-    assert isinstance(cfg, DictConfig)
-    resume = os.environ.get(RESUME_ENV) == "1"
-    try:
-        summary: dict[str, Any] = run(cfg, Path(os.environ[RUN_DIR_ENV]), resume=resume)
-    except UsageError:  # rank 0 meets the same config and reports it
-        return 2
-    return 0 if summary.get("status") in ("completed", "stopped_early", "interrupted") else 1
-
-
-if __name__ == "__main__":
-    sys.exit(_worker())

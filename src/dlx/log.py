@@ -162,10 +162,12 @@ class Progress:
         self._task = None
         self._last_plain = 0.0
 
-    def start_epoch(self, epoch: int, max_epochs: int, total: int) -> None:
-        if not self.enabled:
+    def start_epoch(self, epoch: int, max_epochs: int, total: int, done: int = 0) -> None:
+        """A bar for the epoch, at ``done`` of ``total`` steps (a resume enters mid-way)."""
+        self._epoch_text = f"epoch {epoch + 1}/{max_epochs}"
+        if not self.rich:
             return
-        if self.rich:
+        if self._bar is None:
             from rich.progress import (
                 BarColumn,
                 MofNCompleteColumn,
@@ -175,29 +177,31 @@ class Progress:
             )
             from rich.progress import Progress as RichProgress
 
-            if self._bar is None:
-                self._bar = RichProgress(
-                    TextColumn("[bold]{task.description}"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    TimeRemainingColumn(),
-                    TextColumn("{task.fields[metrics]}"),
-                    console=self.console,
-                    transient=False,
-                )
-                self._bar.start()
-            self._task = self._bar.add_task(
-                f"epoch {epoch + 1}/{max_epochs}", total=total, metrics=""
+            self._bar = RichProgress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeElapsedColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[metrics]}"),
+                console=self.console,
+                transient=False,
             )
-        self._epoch_text = f"epoch {epoch + 1}/{max_epochs}"
+            self._bar.start()
+        self._task = self._bar.add_task(self._epoch_text, total=total, completed=done, metrics="")
 
-    def update(self, advance: int, metrics: Mapping[str, float]) -> None:
+    def advance(self, steps: int) -> None:
+        """Move the bar on by ``steps`` (no host sync: it counts, it reads nothing)."""
+        if self.rich and self._bar is not None and steps:
+            self._bar.update(self._task, advance=steps)
+
+    def show(self, metrics: Mapping[str, float]) -> None:
+        """The latest logged figures: beside the bar, or a plain line every 5 s."""
         if not self.enabled:
             return
         text = fmt_metrics(metrics)
         if self.rich and self._bar is not None:
-            self._bar.update(self._task, advance=advance, metrics=text)
+            self._bar.update(self._task, metrics=text)
         elif time.monotonic() - self._last_plain > 5:
             self._last_plain = time.monotonic()
             print(f"{self._epoch_text}  {text}", flush=True)

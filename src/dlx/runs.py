@@ -42,7 +42,7 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
 
 def print_eval(cfg, run_dir: Path) -> dict[str, float]:
     """``dlx eval``: the best checkpoint's val and test metrics, printed as a table."""
-    from dlx.train import evaluate_run as evaluate
+    from dlx.evaluate import evaluate_run as evaluate
 
     metrics = evaluate(cfg, run_dir)
     table = Table(title="best.pt", title_justify="left")
@@ -77,11 +77,11 @@ def print_model_summary(cfg) -> None:
     """``dlx summary``: layers, output shapes, parameters, MACs; last line ``Total params``."""
     import torch
 
+    from dlx.config import check_root
     from dlx.data import build_data
     from dlx.models import build_model
     from dlx.regularize import Regularization
     from dlx.summary import print_summary
-    from dlx.train import check_root
 
     check_root(cfg)
     data = build_data(cfg.data, torch.device("cpu"))

@@ -28,7 +28,17 @@ class State:
     best: float | None = None
     best_epoch: int = 0
     last_finite_loss: float | None = None
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the last finished epoch's
+    best_metrics: dict[str, float] = field(default_factory=dict)  # those of epoch best_epoch
+
+    def end_epoch(self, epoch: int, metrics: dict[str, float], value: float, mode: str) -> bool:
+        """Epoch ``epoch`` (0-based) finished with ``metrics``, ``value`` being the monitored
+        one; True when it is the best so far (``mode``: min or max)."""
+        self.epoch, self.batch, self.metrics = epoch + 1, 0, dict(metrics)
+        better = self.best is None or (value > self.best if mode == "max" else value < self.best)
+        if better:
+            self.best, self.best_epoch, self.best_metrics = value, self.epoch, dict(metrics)
+        return better
 
     def state_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)

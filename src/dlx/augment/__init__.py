@@ -57,7 +57,7 @@ ORDER = [
 #: options that need a whole batch: they stay on the device even on the DataLoader path
 BATCH_ONLY = ("mixup", "cutmix")
 
-__all__ = ["AUGMENTS", "ORDER", "Augmenter", "build_augment"]
+__all__ = ["AUGMENTS", "ORDER", "Augmenter", "build_augment", "split_augment"]
 
 
 class Augmenter:
@@ -127,19 +127,27 @@ def parse_ops(node: Any, info: DataInfo) -> list[tuple[str, Op]]:
     return ops
 
 
-def build_augment(
-    node: Any, info: DataInfo, device: torch.device, seed: int, data: Any = None
-) -> Augmenter | None:
-    """The pipeline ``cfg.augment`` describes, or None when nothing runs on the device.
+def split_augment(
+    node: Any, info: DataInfo, device: torch.device, seed: int, per_sample: bool = False
+) -> tuple[Augmenter | None, Any]:
+    """The pipeline ``cfg.augment`` describes, split between the device and the samples.
 
-    When ``data`` takes per-sample transforms (it has ``train_transform``: a DataLoader
-    path), the per-sample options go there as torchvision v2 transforms instead.
+    Returns the batched ``Augmenter`` (None when nothing runs on the device) and, with
+    ``per_sample`` (data read through a DataLoader), the per-sample options as one torchvision
+    v2 transform for the loader's workers (None without such options); the batch-level
+    ``mixup``/``cutmix`` stay on the device.
     """
     ops = parse_ops(node, info)
-    if data is not None and hasattr(data, "train_transform") and ops:
+    sample = None
+    if per_sample and ops:
         from torchvision.transforms import v2
 
-        per_sample = [op.sample for n, op in ops if n not in BATCH_ONLY]
-        data.train_transform = v2.Compose(per_sample) if per_sample else None
+        per = [op.sample for n, op in ops if n not in BATCH_ONLY]
+        sample = v2.Compose(per) if per else None
         ops = [(n, op) for n, op in ops if n in BATCH_ONLY]
-    return Augmenter(ops, device, seed) if ops else None
+    return (Augmenter(ops, device, seed) if ops else None), sample
+
+
+def build_augment(node: Any, info: DataInfo, device: torch.device, seed: int) -> Augmenter | None:
+    """Every option of ``cfg.augment`` batched on ``device`` (None when none is chosen)."""
+    return split_augment(node, info, device, seed)[0]

@@ -41,12 +41,13 @@ class Callback:
     def on_epoch_start(self, run: Run, epoch: int) -> None:
         """Epoch ``epoch`` (0-based) starts (also when a resume enters it mid-way)."""
 
-    def on_step_end(self, run: Run, result: StepResult) -> None:
-        """An optimizer step is done. Called every step: never read a tensor here (a host
-        sync); keep what you need and read it in ``on_log`` or ``on_epoch_end``."""
-
     def on_log(self, run: Run, scalars: dict[str, float]) -> None:
-        """A log step (``trainer.log_every_n_steps``): the step's figures, read to the host."""
+        """A log step (``trainer.log_every_n_steps``): the step's figures, read to the host.
+        Comes before that step's ``on_step_end``."""
+
+    def on_step_end(self, run: Run, result: StepResult) -> None:
+        """An optimizer step is done (and logged). Called every step: never read a tensor here
+        (a host sync); keep what you need and read it in ``on_log`` or ``on_epoch_end``."""
 
     def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None:
         """Epoch done and validated: ``metrics`` holds its train and val figures."""

@@ -1,0 +1,32 @@
+"""The callbacks every run gets, by what its config asks for, in hook order."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from dlx.callbacks import Callback
+from dlx.callbacks.board import TensorBoardLogger
+from dlx.callbacks.checkpointing import Checkpointing
+from dlx.callbacks.early_stopping import EarlyStop
+from dlx.callbacks.profiler import Profiler
+from dlx.callbacks.progress import ProgressBar
+
+if TYPE_CHECKING:
+    from dlx.core import Run
+
+
+def default_callbacks(
+    run: Run, user: list[Callback] | None = None, quiet: bool = False
+) -> list[Callback]:
+    """TensorBoard, the progress bar, the profiler and early stopping when asked for, the
+    user's own (``trainer.callbacks``), then checkpointing, last: the files it writes carry
+    every other callback's state after its epoch-end work."""
+    t = run.trainer
+    callbacks: list[Callback] = [TensorBoardLogger(), ProgressBar(table=not quiet)]
+    if t.profile:
+        callbacks.append(Profiler())
+    if run.regs.early_stopping is not None:
+        callbacks.append(EarlyStop(run.regs.early_stopping))
+    callbacks += user or []
+    callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
+    return callbacks

@@ -1,0 +1,55 @@
+"""The terminal: a progress bar that moves every step, epoch lines, the end-of-run table."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from dlx.callbacks import Callback
+from dlx.log import summary_table
+
+if TYPE_CHECKING:
+    from dlx.core import Run
+    from dlx.steps import StepResult
+
+#: seconds between redraws of the bar's count (counting a step is free; drawing is not)
+REDRAW_S = 0.1
+
+
+class ProgressBar(Callback):
+    """Drives ``run.progress``; ``table``: print the summary table when the run succeeds."""
+
+    def __init__(self, table: bool = True) -> None:
+        self.table = table
+        self.pending = 0  # steps not yet shown
+        self.drawn = 0.0
+
+    def on_epoch_start(self, run: Run, epoch: int) -> None:
+        run.progress.start_epoch(
+            epoch, run.trainer.max_epochs, run.steps_per_epoch, done=run.state.batch
+        )
+        self.pending, self.drawn = 0, time.monotonic()
+
+    def on_step_end(self, run: Run, result: StepResult) -> None:
+        self.pending += 1
+        now = time.monotonic()
+        if now - self.drawn >= REDRAW_S:
+            run.progress.advance(self.pending)
+            self.pending, self.drawn = 0, now
+
+    def on_log(self, run: Run, scalars: dict[str, float]) -> None:
+        shown = {"loss": scalars["train/loss"], "lr": scalars["opt/lr"]}
+        run.progress.show({**shown, "samples/s": scalars["perf/samples_per_s"]})
+
+    def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None:
+        run.progress.advance(self.pending)
+        self.pending = 0
+        run.progress.end_epoch(metrics)
+
+    def on_interrupt(self, run: Run) -> None:
+        run.progress.stop()
+
+    def close(self, run: Run, summary: dict[str, Any]) -> None:
+        run.progress.stop()
+        if self.table and summary["status"] in ("completed", "stopped_early"):
+            run.progress.print(summary_table(summary, run.run_dir))

@@ -1,0 +1,372 @@
+"""A run's parts, built once from the config: the ``Run`` record the loop and callbacks share.
+
+``build_run`` is the set-up: data, regularizers, model (compiled, wrapped for DDP), optimizer,
+schedule, scaler, augmentation, objective, meter, the step, the callbacks, then the resume of
+everything a checkpoint carries. ``Run``'s methods are the loop's vocabulary (batches, record,
+log figures, end of epoch, save, test); the loop itself is ``dlx.train.fit``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import Tensor, nn
+
+from dlx import checkpoint, distributed
+from dlx.augment import Augmenter, split_augment
+from dlx.callbacks import Callback
+from dlx.callbacks.builtin import default_callbacks
+from dlx.callbacks.hooks import CallbackList
+from dlx.config import EPOCH_METRICS, TrainerConfig
+from dlx.data import build_data
+from dlx.data.base import DataInfo, DataModule
+from dlx.device import autocast_for, compile_model, seed_everything
+from dlx.distributed import Dist
+from dlx.errors import UsageError
+from dlx.evaluate import evaluate
+from dlx.inputs import Inputs
+from dlx.log import NullBoard, Progress, TensorBoard
+from dlx.meter import TrainMeter, epoch_metrics
+from dlx.models import build_model
+from dlx.objective import Objective
+from dlx.optim import Schedule, build_optimizer, build_schedule
+from dlx.optstats import read
+from dlx.perf import Throughput
+from dlx.regularize import Regularization
+from dlx.signals import StopSignals
+from dlx.state import State, maybe_test_kill, restore, snapshot
+from dlx.steps import STEPS, PlainStep, StepResult
+from dlx.syncbn import has_batchnorm, sync_batchnorm
+
+
+@dataclass
+class StopRequest:
+    """A callback's request to end training after this epoch (``Run.request_stop``)."""
+
+    status: str  # stopped_early, pruned
+    reason: str
+
+
+@dataclass
+class Run:
+    """Everything one run holds. Callbacks read it (and may set ``eval_model``)."""
+
+    cfg: DictConfig
+    trainer: TrainerConfig
+    ctx: Dist
+    device: torch.device
+    run_dir: Path
+    data: DataModule
+    regs: Regularization
+    model: nn.Module  # the raw model: its parameters are trained, its weights checkpointed
+    compiled: nn.Module  # ``model`` through torch.compile (``model`` itself without it)
+    train_model: nn.Module  # what the step calls: compiled, in DDP with several ranks
+    eval_model: nn.Module  # what validation evaluates (compiled; an EMA callback may swap it)
+    optimizer: torch.optim.Optimizer
+    schedule: Schedule
+    scaler: torch.amp.GradScaler
+    augment: Augmenter | None
+    inputs: Inputs
+    objective: Objective
+    eval_objective: Objective  # val/test losses: plain, comparable across runs
+    meter: TrainMeter
+    autocast: Callable[[], AbstractContextManager[object]]
+    steps_per_epoch: int
+    batch_size: int  # samples per optimizer step, all ranks together
+    signals: StopSignals
+    board: TensorBoard
+    progress: Progress
+    state: State = field(default_factory=State)
+    callbacks: CallbackList = field(default_factory=lambda: CallbackList([]))
+    step: PlainStep | None = None
+    resumed: bool = False
+    stop_request: StopRequest | None = None
+    tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
+    speed: Throughput = field(default_factory=Throughput)
+    _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
+    _first_batch: int = 0  # where this process entered the epoch (a resume: mid-way)
+
+    @property
+    def info(self) -> DataInfo:
+        return self.data.info
+
+    @property
+    def params(self) -> int:
+        return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+
+    def request_stop(self, status: str, reason: str) -> None:
+        """End training after this epoch (the first request wins)."""
+        if self.stop_request is None:
+            self.stop_request = StopRequest(status, reason)
+
+    # --- the loop's vocabulary ---------------------------------------------------------------
+    def start_epoch(self) -> None:
+        self.train_model.train()
+        if self.state.batch == 0:
+            self.meter.reset()
+        self._window = (time.perf_counter(), self.state.step)
+        self._first_batch = self.state.batch
+        self.speed.start()
+
+    def train_batches(self, epoch: int) -> Iterator[tuple[int, Tensor, Tensor]]:
+        """``(i, x, y)`` of epoch ``epoch`` from batch ``state.batch`` on: this rank's slice."""
+        t = self.trainer
+        batches = self.data.batches(
+            "train",
+            shuffle=True,
+            seed=t.seed * 100_003 + epoch,
+            drop_last=True,
+            start=self.state.batch,
+        )
+        rank, world = self.ctx.rank, self.ctx.world
+        for i, (xb, yb) in enumerate(batches, start=self.state.batch):
+            if i >= self.steps_per_epoch:
+                return
+            yield (i, xb[rank::world], yb[rank::world]) if world > 1 else (i, xb, yb)
+
+    def is_log_step(self, i: int) -> bool:
+        """Every ``log_every_n_steps`` steps; a run shorter than that logs its first epoch's
+        last step."""
+        every, step = self.trainer.log_every_n_steps, self.state.step + 1
+        return step % every == 0 or (i + 1 == self.steps_per_epoch and step < every)
+
+    def record(self, i: int, result: StepResult) -> None:
+        """Count the step and hand its tensors to the meter (which syncs when too much waits)."""
+        self.state.step += 1
+        self.state.batch = i + 1
+        if self.meter.record(
+            self.state.step, result.total, result.loss, result.out, result.y, result.n
+        ):
+            self.sync()
+
+    def sync(self) -> None:
+        """Read the pending losses; raises ``Diverged`` (never save a non-finite step)."""
+        self.meter.sync()
+        self.state.last_finite_loss, self.state.skipped = self.meter.last_finite, self.meter.skipped
+
+    def log_figures(self, result: StepResult) -> dict[str, float]:
+        """A log step's scalars, read to the host in one transfer (a sync)."""
+        self.sync()
+        loss = distributed.all_mean(self.ctx, result.loss)
+        scalars = read({"train/loss": loss, **result.logged})
+        now, (then, step) = time.perf_counter(), self._window
+        samples = (self.state.step - step) * self.batch_size
+        scalars["perf/samples_per_s"] = samples / max(now - then, 1e-9)
+        if self.trainer.on_nonfinite == "skip":
+            scalars["train/skipped_steps"] = float(self.state.skipped)
+        self._window = (now, self.state.step)
+        return scalars
+
+    def end_epoch(self, epoch: int) -> dict[str, float]:
+        """Close the epoch: train figures, validation, rank 0's figures on every rank, the
+        counters and best-so-far, the epoch-wise schedule. Returns the epoch's metrics."""
+        self.sync()
+        self.meter.count_correct()  # train work: inside the timed window
+        self.speed.stop((self.state.batch - self._first_batch) * self.batch_size)
+        self.signals.check()
+        metrics = epoch_metrics(self.epoch_sums())
+        metrics.update(self.validate())
+        metrics = distributed.from_rank0(self.ctx, metrics, self.device)
+        monitored = metric(metrics, self.trainer.monitor, "trainer.monitor")
+        self.state.end_epoch(epoch, metrics, monitored, self.trainer.mode)
+        self.schedule.step_epoch(monitored)
+        return metrics
+
+    def validate(self) -> dict[str, float]:
+        return evaluate(
+            self.eval_model,
+            self.data,
+            "val",
+            self.inputs,
+            self.eval_objective,
+            self.autocast,
+            self.trainer.limit_val_batches,
+            tta=self.trainer.tta,
+            check_stop=self.signals.per_batch,
+        )
+
+    def test(self) -> dict[str, float]:
+        """The best checkpoint's figures on the test split."""
+        best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
+        self.model.load_state_dict(best["model"])
+        return evaluate(
+            self.compiled,
+            self.data,
+            "test",
+            self.inputs,
+            self.eval_objective,
+            self.autocast,
+            tta=self.trainer.tta,
+        )
+
+    # --- checkpoints ---------------------------------------------------------------------------
+    def parts(self) -> dict[str, Any]:
+        """What a checkpoint carries (each by its ``state_dict``): the parts, and every
+        callback that keeps state."""
+        parts: dict[str, Any] = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "schedule": self.schedule,
+            "scaler": self.scaler,
+            "augment": self.augment,
+        }
+        parts.update(self.callbacks.stateful())
+        return parts
+
+    def epoch_sums(self) -> dict[str, Tensor]:
+        """The in-epoch sums of all ranks (a collective)."""
+        sums = self.meter.state_dict()
+        if self.ctx.enabled:
+            flat = torch.stack([v.double() for v in sums.values()]).to(self.device)
+            distributed.all_sum(self.ctx, flat)
+            sums = {k: v.to(sums[k].dtype) for k, v in zip(sums, flat.cpu(), strict=True)}
+        return sums
+
+    def save(self, name: str, weights: dict[str, Tensor] | None = None) -> None:
+        """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes).
+        ``weights`` replace the model's own in the file (``best.pt`` of an EMA)."""
+        self.sync()
+        summed = self.epoch_sums()
+        if not self.ctx.main:
+            return
+        self.board.flush()  # events up to this step reach disk before the checkpoint does
+        config = OmegaConf.to_container(self.cfg, resolve=True)
+        ck = snapshot(self.parts(), self.state, summed, config)
+        if weights is not None:
+            ck["model"] = weights
+        checkpoint.save(self.run_dir / "checkpoints" / name, ck)
+        self.callbacks.on_save(self, name)
+        if name == "last.pt":
+            maybe_test_kill(self.state.step)
+
+
+def metric(metrics: dict[str, float], name: str, key: str) -> float:
+    """``metrics[name]``, or a usage error naming ``key`` and what it may watch."""
+    if name not in metrics:
+        raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
+    return metrics[name]
+
+
+def _user_callback(spec: Any, i: int) -> Callback:
+    """``trainer.callbacks[i]``: a dotted class path (called without arguments) or a Hydra
+    node with ``_target_``."""
+    from hydra.utils import get_class, instantiate
+
+    key = f"trainer.callbacks[{i}]"
+    try:
+        obj = instantiate(spec) if isinstance(spec, dict) else get_class(str(spec))()
+    except Exception as e:
+        raise UsageError(f"{key}={spec}: cannot be built ({str(e).splitlines()[0]})") from None
+    if not isinstance(obj, Callback):
+        raise UsageError(f"{key}={spec}: not a dlx.callbacks.Callback subclass")
+    return obj
+
+
+def build_run(
+    cfg: DictConfig,
+    trainer: TrainerConfig,
+    ctx: Dist,
+    device: torch.device,
+    run_dir: Path,
+    batch_size: int,
+    resume: bool,
+    quiet: bool = False,
+) -> Run:
+    """Every part of the run ``cfg`` describes, on ``device``, resumed from ``last.pt`` when
+    ``resume`` and it exists. Opens the TensorBoard writer (closed by ``Run.board.close``)."""
+    seed_everything(trainer.seed, trainer.deterministic)
+    data = build_data(cfg.data, device)
+    info = data.info
+    regs = Regularization(cfg.get("regularization"))
+    model = build_model(regs.model_config(cfg.model), info).to(device)
+    if ctx.enabled and trainer.sync_batchnorm and has_batchnorm(model):
+        model = sync_batchnorm(model, device)
+    if trainer.channels_last and info.kind == "image":
+        model = model.to(memory_format=torch.channels_last)
+    regs.attach(model)
+    compiled = compile_model(model, trainer.compile, trainer.compile_mode)
+    train_model = distributed.wrap(compiled, ctx, device)
+    optimizer = build_optimizer(cfg.optim, model)
+    steps = data.num_batches("train", drop_last=True)
+    steps = min(steps, trainer.limit_train_batches or steps)
+    schedule = build_schedule(cfg.sched, optimizer, steps, trainer.max_epochs, mode=trainer.mode)
+    if (cfg.get("augment") or trainer.tta != "none") and info.kind != "image":
+        raise UsageError(
+            f"augment, trainer.tta: data={info.name} is a sequence task; "
+            "use augment=none trainer.tta=none"
+        )
+    aug_seed = trainer.seed + 1_000_003 * ctx.rank  # ranks draw different augmentations
+    per_sample = hasattr(data, "train_transform")
+    augment, sample_transform = split_augment(
+        cfg.get("augment"), info, device, aug_seed, per_sample=per_sample
+    )
+    if per_sample:
+        data.train_transform = sample_transform  # type: ignore[attr-defined]
+    objective = Objective(info, regs.label_smoothing)
+    known = dict.fromkeys(EPOCH_METRICS, 0.0)  # monitor typos fail before training
+    metric(known, trainer.monitor, "trainer.monitor")
+    if regs.early_stopping is not None:
+        metric(known, regs.early_stopping.cfg.monitor, "regularization.early_stopping.monitor")
+    cuda_graphs = trainer.compile and trainer.compile_mode != "default" and device.type == "cuda"
+    skip = trainer.on_nonfinite == "skip"
+    run = Run(
+        cfg=cfg,
+        trainer=trainer,
+        ctx=ctx,
+        device=device,
+        run_dir=run_dir,
+        data=data,
+        regs=regs,
+        model=model,
+        compiled=compiled,
+        train_model=train_model,
+        eval_model=compiled,
+        optimizer=optimizer,
+        schedule=schedule,
+        scaler=torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed"),
+        augment=augment,
+        inputs=Inputs(info, device, trainer.channels_last),
+        objective=objective,
+        eval_objective=Objective(info),
+        meter=TrainMeter(device, objective.hits, skip, copy_outputs=cuda_graphs),
+        autocast=autocast_for(device, trainer.precision),
+        steps_per_epoch=steps,
+        batch_size=batch_size,
+        signals=StopSignals(ctx, device),
+        board=NullBoard(),
+        progress=Progress(enabled=trainer.progress and ctx.main),
+    )
+    run.step = STEPS[trainer.on_nonfinite](run)
+    user = [_user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
+    callbacks = default_callbacks(run, user, quiet=quiet)
+    run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
+    _resume(run, resume)
+    if ctx.main:
+        purge = run.state.step + 1 if run.resumed else None
+        run.board = TensorBoard(run_dir, purge_step=purge)
+    return run
+
+
+def _resume(run: Run, resume: bool) -> None:
+    """Load ``last.pt`` into every part. Every rank loads rank 0's file; rank 0 carries the
+    ranks' summed in-epoch meter and its own random streams, the others restart theirs (not
+    bit-exact under DDP)."""
+    last = run.run_dir / "checkpoints" / "last.pt"
+    run.resumed = resume and last.exists()
+    if run.resumed:
+        parts = run.parts()
+        if not run.ctx.main:
+            parts.pop("augment")
+        run.state = restore(checkpoint.load(last), parts, run.meter)
+        if not run.ctx.main:
+            run.meter.reset()
+    if run.ctx.enabled and not run.ctx.main:  # different dropout etc. per rank, reproducibly
+        torch.manual_seed(run.trainer.seed + 1_000_003 * run.ctx.rank + run.state.step)
+    run.meter.last_finite, run.meter.skipped = run.state.last_finite_loss, run.state.skipped

@@ -1,0 +1,80 @@
+"""Evaluation: a model's mean loss and accuracy on a split, and ``dlx eval`` of a finished run."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from dlx.augment.tta import tta_forward
+from dlx.data.base import DataModule
+from dlx.inputs import Inputs
+from dlx.objective import Objective
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module,
+    data: DataModule,
+    split: str,
+    inputs: Inputs,
+    objective: Objective,
+    autocast: Callable[[], AbstractContextManager[object]],
+    limit: int | None = None,
+    tta: str = "none",
+    check_stop: Callable[[], None] | None = None,
+) -> dict[str, float]:
+    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in);
+    ``check_stop`` is called after each batch (it raises to stop, e.g. on Ctrl-C)."""
+    model.eval()
+    device = inputs.mean.device
+    loss_sum = torch.zeros((), device=device)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    n = 0
+    for i, (xb, yb) in enumerate(data.batches(split)):
+        if limit is not None and i >= limit:
+            break
+        x, y = inputs(xb, yb)
+        with autocast():
+            out = tta_forward(model, x, tta)
+        loss_sum += objective.loss(out, y) * len(y)
+        correct += objective.correct(out, y)
+        n += len(y)
+        if check_stop is not None:
+            check_stop()
+    n = max(n, 1)
+    return {f"{split}/loss": loss_sum.item() / n, f"{split}/acc": correct.item() / n}
+
+
+def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
+    """Metrics of the run's ``which`` checkpoint on the val and test splits (``dlx eval``)."""
+    from dlx import checkpoint
+    from dlx.config import TrainerConfig
+    from dlx.data import build_data
+    from dlx.device import autocast_for, pick_device
+    from dlx.errors import RunFailed
+    from dlx.models import build_model
+    from dlx.registry import to_schema
+
+    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
+    device = pick_device(trainer.device)
+    state = checkpoint.load(Path(run_dir) / "checkpoints" / which)
+    data = build_data(cfg.data, device)
+    model = build_model(cfg.model, data.info).to(device)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise RunFailed(
+            f"checkpoint {run_dir}/checkpoints/{which}: does not fit model={cfg.model.name} "
+            f"({str(e).splitlines()[0]})"
+        ) from None
+    inputs = Inputs(data.info, device, channels_last=False)
+    objective = Objective(data.info)
+    autocast = autocast_for(device, trainer.precision)
+    metrics = evaluate(model, data, "val", inputs, objective, autocast, tta=trainer.tta)
+    metrics.update(evaluate(model, data, "test", inputs, objective, autocast, tta=trainer.tta))
+    return metrics

@@ -1,0 +1,32 @@
+"""Raw batches to model inputs: uint8 images -> [0, 1] -> augment -> normalise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from dlx.data.base import DataInfo
+
+
+class Inputs:
+    """Turns ``(x, y)`` batches of the data into what the model takes (sequences pass as
+    they are)."""
+
+    def __init__(self, info: DataInfo, device: torch.device, channels_last: bool) -> None:
+        self.image = info.kind == "image"
+        shape = (1, -1, 1, 1)
+        self.mean = torch.tensor(info.mean, device=device).view(shape)
+        self.inv_std = 1 / torch.tensor(info.std, device=device).view(shape)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: Tensor, y: Tensor, augment: Any = None) -> tuple[Tensor, Tensor]:
+        if not self.image:
+            return x, y
+        if augment is not None:  # uint8 in (crop/flip move the bytes), floats in [0, 1] out
+            x, y = augment(x, y)
+        else:
+            x = x.float().div_(255)
+        x = (x - self.mean).mul_(self.inv_std)
+        return x.contiguous(memory_format=self.memory_format), y
