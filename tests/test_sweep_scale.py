@@ -223,6 +223,59 @@ def test_a_sigkilled_workers_trial_is_failed_and_continued_by_another(tmp_path):
     assert [(t["number"], t["status"]) for t in listed] == [(1, "completed")]
 
 
+# --- pruning ----------------------------------------------------------------------------------
+def test_a_median_pruned_random_sweep_prunes_bad_trials_and_completes_the_rest(dlx):
+    import optuna
+    from optuna.trial import TrialState
+
+    from test_sweep import hparams_sessions
+
+    args = [
+        "train",
+        "-m",
+        "sweep=random",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.pruner.n_startup_trials=2",
+        "hydra.sweeper.n_trials=8",
+        "hydra.sweeper.sampler.seed=0",
+        "hydra.sweep.dir=sw",
+        "trainer.max_epochs=3",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "trainer.progress=false",
+    ]
+    r = dlx(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sw = dlx.cwd / "sw"
+    trials = json.loads((sw / "sweep.json").read_text())["trials"]
+    status = {t["number"]: t["status"] for t in trials}
+    pruned = [n for n, s in status.items() if s == "pruned"]
+    assert len(status) == 8 and set(status.values()) == {"completed", "pruned"}, status
+    assert status[0] == status[1] == "completed"  # the median needs n_startup_trials first
+    study = optuna.load_study(study_name="dlx", storage=f"sqlite:///{sw / 'optuna.db'}")
+    states = {t.number: t.state for t in study.trials}
+    assert {n for n, s in states.items() if s == TrialState.PRUNED} == set(pruned)
+    sessions = hparams_sessions(sw)
+    saved = 0
+    for n in pruned:  # its files say pruned; its metrics are the epochs it trained
+        summary = read_summary(sw / str(n))
+        assert summary["status"] == "pruned" and summary["epochs"] < 3
+        assert summary["stop_reason"].startswith(f"MedianPruner pruned trial {n} at epoch ")
+        assert "val/acc" in summary["metrics"] and "test/acc" not in summary["metrics"]
+        assert len(study.trials[n].intermediate_values) == summary["epochs"]
+        assert sessions[str(n)][1] == "STATUS_UNKNOWN"
+        saved += 3 - summary["epochs"]
+    assert f"{len(pruned)} pruned (pruning saved {saved} of 24 epochs)" in r.stdout
+    assert "pruned" in dlx("runs", "sw").stdout
+    # a resume of the sweep runs nothing again: a pruned trial stays pruned
+    mtimes = {n: (sw / str(n) / "summary.json").stat().st_mtime_ns for n in status}
+    r = dlx(*args)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert {n: (sw / str(n) / "summary.json").stat().st_mtime_ns for n in status} == mtimes
+    again = json.loads((sw / "sweep.json").read_text())["trials"]
+    assert {t["number"]: t["status"] for t in again} == status
+
+
 # --- units ------------------------------------------------------------------------------------
 def test_the_direction_follows_the_metric_unless_set():
     from hydra_plugins.dlx_optuna_sweeper.sweeper import direction_for
@@ -274,9 +327,17 @@ def test_bad_sweeper_settings_exit_2_naming_the_key(dlx):
         "dlx train: error: hydra.sweeper.pruner=bogus: unknown pruner; choose one of: "
         "none, median, percentile, successive_halving, hyperband"
     )
-    r = dlx("train", "-m", "sweep=random", "hydra.sweeper.storage=journal://rel/x.log")
-    assert r.returncode == 2 and "a journal path must be absolute" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_storage_urls_are_checked():
+    from dlx.errors import UsageError
+    from hydra_plugins.dlx_optuna_sweeper.study import open_storage
+
+    with pytest.raises(UsageError, match="a journal path must be absolute"):
+        open_storage("journal://rel/x.log")
+    with pytest.raises(UsageError, match="not a storage URL"):
+        open_storage("/tmp/study.db")
 
 
 def test_claims_never_exceed_n_trials_and_retries_take_the_dead_trials_place(tmp_path):
@@ -323,7 +384,7 @@ class FakeRun:
     def __init__(self, monitor: str = "val/acc") -> None:
         from types import SimpleNamespace
 
-        self.trainer = SimpleNamespace(monitor=monitor)
+        self.trainer = SimpleNamespace(monitor=monitor, max_epochs=3)
         self.state = SimpleNamespace(epoch=0)
         self.stopped: tuple[str, str] | None = None
 
@@ -359,6 +420,11 @@ def test_the_pruning_callback_reports_each_epoch_and_stops_a_bad_trial():
     assert study._storage.get_trial(trial._trial_id).user_attrs[STATUS] == "pruned"
     callback.on_epoch_end(run, {"val/acc": 0.1})  # a resumed epoch 2: reported once only
     assert study._storage.get_trial(trial._trial_id).intermediate_values[2] == 0.65
+
+    last, run = study.ask(), FakeRun()  # the last epoch is reported, never pruned
+    run.state.epoch = 3
+    Pruning(last).on_epoch_end(run, {"val/acc": 0.01})
+    assert run.stopped is None and study._storage.get_trial(last._trial_id).intermediate_values
 
 
 def test_a_run_outside_an_optuna_sweep_gets_no_pruning_callback():

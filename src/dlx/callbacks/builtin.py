@@ -10,6 +10,7 @@ from dlx.callbacks.checkpointing import Checkpointing
 from dlx.callbacks.early_stopping import EarlyStop
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
+from dlx.callbacks.pruning import pruning_callback
 
 if TYPE_CHECKING:
     from dlx.core import Run
@@ -27,6 +28,7 @@ def default_callbacks(
         callbacks.append(Profiler())
     if run.regs.early_stopping is not None:
         callbacks.append(EarlyStop(run.regs.early_stopping))
+    callbacks += filter(None, [pruning_callback(run)])  # a trial of dlx's Optuna sweeper
     callbacks += user or []
     callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
     return callbacks

@@ -1,6 +1,7 @@
 """Pruning: a trial of dlx's Optuna sweeper reports ``trainer.monitor`` to its Optuna trial at
 every epoch end (the step is the epoch, 1-based) and stops with status ``pruned`` when the
-study's pruner (``hydra.sweeper.pruner``) says so; its metrics are those trained so far."""
+study's pruner (``hydra.sweeper.pruner``) says so; its metrics are those trained so far. The
+last epoch is reported but not judged: nothing is left to save, and the trial is tested."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ class Pruning(Callback):
             not in self.trial.study._storage.get_trial(self.trial._trial_id).intermediate_values
         ):
             self.trial.report(float(value), epoch)  # a resumed trial reports each epoch once
-        if self.trial.should_prune():
+        if epoch < run.trainer.max_epochs and self.trial.should_prune():  # the last: done
             self.trial.set_user_attr(STATUS, "pruned")
             pruner = type(self.trial.study.pruner).__name__
             run.request_stop(
