@@ -210,9 +210,13 @@ def fail_stale(study: optuna.Study, grace_period: float, max_retry: int) -> list
         except UpdateFinishedTrialError:
             continue  # another worker got there first, or its own worker finished it
         failed.append(t.number)
+        why = (
+            "its worker stopped (interrupted)"  # a beat of 0: the worker gave it up
+            if float(beat) == 0
+            else f"no heartbeat from its worker for {now - float(beat):.0f} s"
+        )
         log.warning(
-            f"trial {t.number}: no heartbeat from its worker for {now - float(beat):.0f} s; "
-            + ("failed, queued to run again" if retry else "failed")
+            f"trial {t.number}: {why}; " + ("failed, queued to run again" if retry else "failed")
         )
         if retry:
             study.add_trial(

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -360,4 +361,6 @@ def record(sweep_dir: Path, study: optuna.Study) -> None:
         for t in study.get_trials(deepcopy=False)
     ]
     text = json.dumps({"study_name": study.study_name, "trials": trials}, indent=1)
-    (sweep_dir / "study.json").write_text(text)
+    tmp = sweep_dir / f".study.json.{os.getpid()}"  # workers sharing a sweep dir: atomic
+    tmp.write_text(text)
+    tmp.replace(sweep_dir / "study.json")
