@@ -379,11 +379,15 @@ def test_claims_never_exceed_n_trials_and_retries_take_the_dead_trials_place(tmp
 
 # --- pruning, against a stand-in for the core's Run ---------------------------------------------
 class FakeRun:
-    """What the pruning callback reads of a run: trainer.monitor, state.epoch, request_stop."""
+    """What the pruning callback reads of a run: trainer.monitor, state.epoch, request_stop,
+    the process group (one process here)."""
 
     def __init__(self, monitor: str = "val/acc") -> None:
         from types import SimpleNamespace
 
+        from dlx.distributed import Dist
+
+        self.ctx, self.device = Dist(), None
         self.trainer = SimpleNamespace(monitor=monitor, max_epochs=3)
         self.state = SimpleNamespace(epoch=0)
         self.stopped: tuple[str, str] | None = None

@@ -171,7 +171,10 @@ def cmd_tb(args: list[str]) -> int:
     argv = tb_argv(args)
     root = Path(argv[argv.index("--logdir") + 1])
     root.mkdir(parents=True, exist_ok=True)
-    write_experiment(root)  # the HParams columns: what runs overrode and sweeps varied first
+    try:  # the HParams columns: what runs overrode and sweeps varied, first
+        write_experiment(root)
+    except OSError as e:  # a read-only folder: TensorBoard orders the columns itself
+        print(f"dlx tb: HParams columns not written ({e})", file=sys.stderr)
     os.execv(argv[0], argv)
     return 0  # not reached
 

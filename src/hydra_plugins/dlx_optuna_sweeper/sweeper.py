@@ -174,6 +174,8 @@ class DlxOptunaSweeper(Sweeper):
         self.config: DictConfig | None = None
         self.launcher = None
         self.hydra_context: HydraContext | None = None
+        self.lock: shared.ClaimLock | None = None  # both set up by sweep()
+        self.heartbeat: shared.Heartbeat | None = None
 
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
