@@ -130,6 +130,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
     (one without a summary then failed before training)."""
     import yaml
 
+    from dlx.config import resolve_mode
     from dlx.runs import find_runs, read_run
 
     trials = []
@@ -139,6 +140,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
         info = read_run(run_dir)
         cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
         trainer = cfg.get("trainer") or {}
+        monitor = trainer.get("monitor", "val/acc")
         status = info["status"]
         if finished and status == "running":
             status = "failed"
@@ -148,9 +150,9 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
             "overrides": info["overrides"],
             "status": status,
             "metrics": info["metrics"],
-            "objective": objective({**info, "status": status}, trainer.get("monitor", "val/acc")),
-            "monitor": trainer.get("monitor", "val/acc"),
-            "mode": trainer.get("mode", "max"),
+            "objective": objective({**info, "status": status}, monitor),
+            "monitor": monitor,
+            "mode": resolve_mode(monitor, trainer.get("mode", "auto")),
             "duration_s": info.get("duration_s"),
             "epochs": info.get("epochs"),
             "max_epochs": trainer.get("max_epochs"),

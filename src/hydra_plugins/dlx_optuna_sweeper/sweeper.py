@@ -106,14 +106,14 @@ def objective_of(ret: JobReturn) -> float | None:
     return None
 
 
-#: the direction a metric name implies: the part after the last ``/`` (``val/loss``)
-DIRECTIONS = {"loss": "minimize", "acc": "maximize"}
 MODES = {"min": "minimize", "max": "maximize"}
 
 
 def direction_for(direction: str | None, monitor: str, mode: str | None = None) -> str:
-    """``hydra.sweeper.direction`` when set; else ``trainer.mode`` when it is min or max;
-    else what the monitored metric's name says (minimize ``*/loss``, maximize ``*/acc``)."""
+    """``hydra.sweeper.direction`` when set; else the best.pt rule of the trials themselves
+    (``trainer.mode``, whose ``auto`` minimises losses and errors and maximises the rest)."""
+    from dlx.config import resolve_mode
+
     if direction is not None:
         if direction not in MODES.values():
             raise UsageError(
@@ -121,15 +121,7 @@ def direction_for(direction: str | None, monitor: str, mode: str | None = None) 
                 "(follow trainer.monitor)"
             )
         return direction
-    if mode in MODES:
-        return MODES[mode]
-    kind = monitor.rsplit("/", 1)[-1]
-    if kind not in DIRECTIONS:
-        raise UsageError(
-            f"hydra.sweeper.direction: trainer.monitor={monitor} says neither loss nor acc; "
-            "set hydra.sweeper.direction=maximize or minimize"
-        )
-    return DIRECTIONS[kind]
+    return MODES[resolve_mode(monitor, mode or "auto")]
 
 
 def consecutive(numbers: list[int]) -> list[list[int]]:
