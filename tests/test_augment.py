@@ -407,3 +407,27 @@ def test_bad_augment_config_exits_2_with_one_line(dlx, args, message):
     assert r.returncode == 2, r.stderr
     lines = [ln for ln in r.stderr.strip().splitlines() if ln.strip()]
     assert len(lines) == 1 and message in lines[0], r.stderr
+
+
+@pytest.mark.parametrize("name", ["rotate", "affine"])
+def test_rotate_and_affine_resample_bilinearly_on_both_paths(name):
+    """The per-sample (DataLoader) twin interpolates as the batched warp does: bilinearly."""
+    import math
+
+    from torchvision.transforms import v2
+    from torchvision.transforms.v2 import functional as TF
+
+    from dlx.augment.geometric import inverse_affine, warp
+
+    op = AUGMENTS.get(name).builder(AUGMENTS.parse({}, name), info())
+    (twin,) = op.sample.transforms
+    assert twin.interpolation == v2.InterpolationMode.BILINEAR
+    # and for one angle the two resamplings agree (v2 turns counter-clockwise for +angle)
+    yy, xx = torch.meshgrid(torch.arange(32.0), torch.arange(32.0), indexing="ij")
+    img = ((torch.sin(xx / 4) + torch.cos(yy / 5)) * 60 + 128).to(torch.uint8)[None]
+    per_sample = TF.rotate(img, 10.0, interpolation=twin.interpolation).float()
+    z = torch.zeros(1)
+    theta = inverse_affine(torch.tensor([-10 * math.pi / 180]), torch.ones(1), z, z, z)
+    batched = warp(img[None].float(), theta, 0.0)[0]
+    inner = (slice(None), slice(6, 26), slice(6, 26))  # away from the filled corners
+    assert (batched - per_sample)[inner].abs().mean() < 0.5  # nearest would be ~3.4

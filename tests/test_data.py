@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlx.data import build_data, catalogue
+from dlx.data import DATASETS, build_data
 from dlx.data.base import channel_stats, split_indices
 from dlx.data.vision import SPECS
 from dlx.errors import UsageError
@@ -267,7 +267,7 @@ def test_yaml_matches_schema_and_dataset(path):
     node = OmegaConf.load(path)
     assert path.read_text().startswith("# ")
     assert node.name == path.stem
-    cfg = catalogue().parse(node)  # unknown keys, types and ranges raise
+    cfg = DATASETS.parse(node)  # unknown keys, types and ranges raise
     if path.stem in SPECS:
         spec = SPECS[path.stem]
         assert not cfg.download
@@ -276,7 +276,7 @@ def test_yaml_matches_schema_and_dataset(path):
 
 
 def test_every_dataset_has_a_yaml():
-    assert {p.stem for p in CONF.glob("*.yaml")} == set(catalogue().names())
+    assert {p.stem for p in CONF.glob("*.yaml")} == set(DATASETS.names())
 
 
 # --- imagefolder ---------------------------------------------------------------------------

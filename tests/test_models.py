@@ -17,13 +17,13 @@ from torch import nn
 import dlx
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
-from dlx.models import FAMILIES, MODELS, build_model, load_families
+from dlx.models import MODELS, build_model
 from dlx.models.layers import group_count
 from dlx.summary import model_summary, print_summary
 
 CONV_FAMILIES = ["alexnet", "lenet", "nin", "resnet", "vgg"]
 
-load_families()  # MODELS.parse / MODELS.get below need every family registered
+FAMILIES = ("alexnet", "lenet", "lstm", "nin", "resnet", "vgg")
 
 
 def image_info(size: int = 32, channels: int = 1, classes: int = 10) -> DataInfo:

@@ -17,14 +17,9 @@ from torch import nn
 
 from conftest import QUICK, scalar_tags
 from dlx.errors import UsageError
-from dlx.optim import (
-    OPTIMIZERS,
-    SCHEDULES,
-    build_optimizer,
-    build_schedule,
-    warmup_cosine_factor,
-)
-from dlx.regularize import REGULARIZERS
+from dlx.optim import OPTIMIZERS, build_optimizer
+from dlx.regularize import REGULARIZERS, EarlyStopping, EarlyStoppingConfig
+from dlx.schedules import SCHEDULES, build_schedule, warmup_cosine_factor
 
 
 def net() -> nn.Module:
@@ -267,11 +262,25 @@ def test_onecycle_works_with_optimizers_without_momentum_and_leaves_plain_sgd_pl
 def test_plateau_cuts_the_lr_when_the_monitored_metric_stalls():
     model = net()
     opt = optim("sgd", model, lr=1.0)
-    node = OmegaConf.create({"name": "plateau", "factor": 0.5, "patience": 1, "threshold": 0})
+    node = OmegaConf.create({"name": "plateau", "factor": 0.5, "patience": 2, "threshold": 0})
     s = build_schedule(node, opt, 1, 6, mode="max")
     got = lrs(opt, s, 1, 6, metrics=[0.5, 0.6, 0.6, 0.6, 0.7, 0.7])
-    # epoch 3 is the 1st without improvement, epoch 4 the 2nd > patience: cut after it
+    # epochs 3 and 4 are 2 in a row without improvement (= patience): cut after epoch 4
     assert got == pytest.approx([1, 1, 1, 1, 0.5, 0.5])
+
+
+def test_plateau_and_early_stopping_count_patience_alike():
+    """patience=N: both act at the end of the N-th epoch in a row without improvement."""
+    metrics = [1.0, 0.9, 0.95, 0.95, 0.95, 0.95]  # val/loss: epochs 3.. do not improve
+    for patience in (1, 2, 3):
+        opt = optim("sgd", net(), lr=1.0)
+        node = {"name": "plateau", "factor": 0.5, "patience": patience, "threshold": 0}
+        s = build_schedule(OmegaConf.create(node), opt, 1, 6, mode="min")
+        got = lrs(opt, s, 1, 6, metrics=metrics)
+        cut = got.index(0.5)  # the first epoch that runs at the cut lr
+        es = EarlyStopping(EarlyStoppingConfig(monitor="val/loss", patience=patience))
+        stop = next(e for e, m in enumerate(metrics, 1) if es.step({"val/loss": m}))
+        assert cut == stop == 2 + patience, (patience, got)
 
 
 @pytest.mark.parametrize(
@@ -284,7 +293,7 @@ def test_plateau_cuts_the_lr_when_the_monitored_metric_stalls():
         ("warmup_cosine", {"warmup": 1, "warmup_unit": "epochs"}),
         ("warmup_cosine", {"warmup": 5, "warmup_unit": "steps"}),
         ("onecycle", {}),
-        ("plateau", {"patience": 0, "factor": 0.5}),
+        ("plateau", {"patience": 1, "factor": 0.5}),
     ],
 )
 def test_schedule_continues_the_same_lr_sequence_after_a_state_dict_round_trip(name, kw):

@@ -172,10 +172,11 @@ def test_read_turns_tensors_and_numbers_into_floats():
 
 # --- early stopping -------------------------------------------------------------------------
 def stop_epoch(values: list[float], **cfg) -> int | None:
-    """The 1-based epoch after which early stopping ends the run, or None."""
-    es = EarlyStopping(EarlyStoppingConfig(monitor="m", **cfg))
+    """The 1-based epoch after which early stopping ends the run, or None (a loss: ``auto``
+    mode minimises it)."""
+    es = EarlyStopping(EarlyStoppingConfig(monitor="val/loss", **cfg))
     for epoch, v in enumerate(values, 1):
-        if es.step({"m": v}):
+        if es.step({"val/loss": v}):
             return epoch
     return None
 
@@ -185,6 +186,12 @@ def test_early_stopping_min_mode_counts_epochs_without_improvement():
     assert stop_epoch([1.0, 0.9, 0.95, 0.8, 0.85, 0.9], patience=2) == 6
     assert stop_epoch([3, 2, 1, 0.5], patience=1) is None
     assert stop_epoch([1.0, 2.0], patience=1) == 2
+
+
+def test_early_stopping_mode_follows_the_monitored_metric():
+    assert EarlyStopping(EarlyStoppingConfig(monitor="val/loss")).cfg.mode == "min"
+    assert EarlyStopping(EarlyStoppingConfig(monitor="val/acc")).cfg.mode == "max"
+    assert EarlyStopping(EarlyStoppingConfig(monitor="val/acc", mode="min")).cfg.mode == "min"
 
 
 def test_early_stopping_max_mode():

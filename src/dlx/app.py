@@ -1,4 +1,8 @@
-"""The Hydra application behind ``dlx train``: one call of the task per run or sweep trial."""
+"""The Hydra application behind ``dlx train``: one call of the task per run or sweep trial.
+
+What happened is reported to the CLI through ``dlx.outcome`` (the summary, a usage error, the
+signal that stopped a sweep); the return value is the objective a sweeper optimises.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,11 @@ import hydra
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from dlx import sweep
+from dlx import outcome, sweep
 
 # A short random tag in run dir names, so two runs started in the same second never collide.
 if not OmegaConf.has_resolver("dlx_uid"):
     OmegaConf.register_new_resolver("dlx_uid", lambda: secrets.token_hex(2), use_cache=True)
-
-#: The summary of the last run of this process, read by the CLI to choose the exit code.
-LAST: dict[str, Any] = {}
-#: A usage error raised inside the task, re-raised by the CLI after Hydra returns.
-ERRORS: list[Exception] = []
 
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
@@ -32,19 +31,18 @@ def train(cfg: DictConfig) -> float | None:
     from dlx.train import run
 
     hc = HydraConfig.get()
-    LAST.clear()
     run_dir = Path(hc.runtime.output_dir)
+    trial = hc.mode == RunMode.MULTIRUN
     try:
-        if hc.mode == RunMode.MULTIRUN:  # a sweep trial: skip if done, resume if cut short
-            summary = sweep_trial(cfg, run_dir, hc)
-        else:
-            summary = run(cfg, run_dir)
+        summary = sweep_trial(cfg, run_dir, hc) if trial else run(cfg, run_dir)
     except UsageError as e:  # reported by the CLI as one line, exit 2
-        ERRORS.append(e)
+        outcome.report(f"usage-{hc.job.num if trial else 0}.json", {"error": str(e)})
         return None
-    LAST.update(summary)
-    if hc.mode == RunMode.MULTIRUN and summary.get("status") == "interrupted":
+    if not trial:
+        outcome.report("run.json", summary)
+    elif summary.get("status") == "interrupted":
         # Ctrl-C / SIGTERM ends the whole sweep (exit 130/143), not just this trial
+        outcome.report("interrupted.json", {"signal": summary.get("signal", "SIGINT")})
         print(
             f"sweep interrupted: run the same command with hydra.sweep.dir={run_dir.parent} "
             "to continue it",

@@ -55,34 +55,34 @@ def cmd_train(args: list[str]) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
     from dlx import app
+    from dlx.outcome import Outcome, collecting
 
     sys.argv = ["dlx", *args]
-    app.LAST.clear()
-    app.ERRORS.clear()
     GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
-    try:
-        app.train()
-    except (UsageError, RunFailed):
-        raise
-    except Exception as e:
-        line = hydra_error_line(e, args)
-        if line is None:
+    with collecting() as folder:
+        try:
+            app.train()
+        except (UsageError, RunFailed):
             raise
-        raise UsageError(line) from None
-    multirun = any(a in ("-m", "--multirun") for a in args)
-    if app.ERRORS and not multirun:
-        raise app.ERRORS[-1]
-    if multirun:
-        from dlx import sweep
-
-        code = sweep.exit_code()
-        if code and app.ERRORS:  # every trial failed on bad usage (trials run in-process)
-            raise app.ERRORS[-1]
-        return code
-    if not app.LAST:
+        except KeyboardInterrupt:  # a sweep stopped by a signal, or a second Ctrl-C
+            print("interrupted", file=sys.stderr)
+            return SIGNAL_EXIT.get(Outcome.read(folder).signal or "SIGINT", 130)
+        except Exception as e:
+            line = hydra_error_line(e, args)
+            if line is None:
+                raise
+            raise UsageError(line) from None
+        result = Outcome.read(folder)
+    if result.sweep is not None:  # a sweep: 0 when a trial succeeded
+        if not result.sweep["succeeded"] and result.usage_errors:
+            raise UsageError(result.usage_errors[-1])  # every trial failed on bad usage
+        return 0 if result.sweep["succeeded"] else 1
+    if result.usage_errors:
+        raise UsageError(result.usage_errors[-1])
+    if result.run is None:  # --help, --cfg job, shell completion …
         return 0
-    _summary_error(app.LAST)
-    return exit_code(app.LAST)
+    _summary_error(result.run)
+    return exit_code(result.run)
 
 
 def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
@@ -104,7 +104,7 @@ def cmd_resume(args: list[str]) -> int:
     """Continue RUN_DIR from ``checkpoints/last.pt``; a finished run is reported, not rerun."""
     import json
 
-    from dlx.runs import load_run_config
+    from dlx.rundirs import load_run_config
     from dlx.train import run
 
     run_dir, rest = _run_dir_arg("resume", args)
@@ -123,7 +123,8 @@ def cmd_resume(args: list[str]) -> int:
 
 
 def cmd_eval(args: list[str]) -> int:
-    from dlx.runs import load_run_config, print_eval
+    from dlx.rundirs import load_run_config
+    from dlx.runs import print_eval
 
     run_dir, overrides = _run_dir_arg("eval", args)
     print_eval(load_run_config(run_dir, overrides), run_dir)
@@ -225,9 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     except (UsageError, RunFailed) as e:
         _print_error(command, str(e))
         code = e.exit_code
-    except KeyboardInterrupt:  # a second Ctrl-C, or a sweep stopped by a signal
-        app = sys.modules.get("dlx.app")
-        last = app.LAST if app is not None else {}
-        code = SIGNAL_EXIT.get(last.get("signal", "SIGINT"), 130)
+    except KeyboardInterrupt:  # a second Ctrl-C
+        code = SIGNAL_EXIT["SIGINT"]
         print("interrupted", file=sys.stderr)
     sys.exit(code)

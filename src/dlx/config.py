@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from dlx.augment.tta import TTA
 from dlx.errors import UsageError
+from dlx.monitor import resolve_mode
 from dlx.registry import check
 
 #: the config's top-level keys: one per group
@@ -16,9 +17,6 @@ ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "tr
 
 #: what each epoch measures: what trainer.monitor and early stopping may watch
 EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
-
-#: metric names (the part after ``split/``) that are better when smaller
-SMALLER_IS_BETTER = ("loss", "mse", "ppl", "error", "err")
 
 
 def check_root(cfg: DictConfig) -> None:
@@ -31,15 +29,6 @@ def check_root(cfg: DictConfig) -> None:
         raise UsageError(
             f"{', '.join(missing)}: config group missing; choose an option, e.g. {missing[0]}=…"
         )
-
-
-def resolve_mode(monitor: str, mode: str) -> str:
-    """``min`` or ``max`` for ``monitor``: ``mode`` itself unless it is ``auto``, then ``min``
-    for losses and errors (``val/loss``, ``val/mse``, ``val/ppl``) and ``max`` otherwise."""
-    if mode != "auto":
-        return mode
-    name = monitor.rsplit("/", 1)[-1]
-    return "min" if name in SMALLER_IS_BETTER or name.endswith("loss") else "max"
 
 
 @dataclass

@@ -36,10 +36,11 @@ from dlx.log import NullBoard, Progress, TensorBoard
 from dlx.meter import TrainMeter, epoch_metrics
 from dlx.models import build_model
 from dlx.objective import Objective
-from dlx.optim import Schedule, build_optimizer, build_schedule
+from dlx.optim import build_optimizer
 from dlx.optstats import read
 from dlx.perf import Throughput
 from dlx.regularize import Regularization
+from dlx.schedules import Schedule, build_schedule
 from dlx.signals import StopSignals
 from dlx.state import State, maybe_test_kill, restore, snapshot
 from dlx.steps import STEPS, PlainStep, StepResult

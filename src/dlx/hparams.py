@@ -57,7 +57,7 @@ def columns(root: Path) -> tuple[dict[str, Any], set[str]]:
     to show: those any run overrode, and those whose values differ within a sweep."""
     import yaml
 
-    from dlx.runs import find_runs
+    from dlx.rundirs import find_runs
 
     values: dict[str, Any] = {}
     shown: set[str] = set()

@@ -127,11 +127,28 @@ class Entry:
 
 
 class Registry(Generic[F]):
-    """Option name -> (schema, builder) for one config group."""
+    """Option name -> (schema, builder) for one config group.
 
-    def __init__(self, group: str) -> None:
+    With ``package``, every module of that package is imported on the first lookup, so a
+    module that registers options is found by being there (one file per model family, per
+    dataset, per augmentation kind): no list of modules to keep in step.
+    """
+
+    def __init__(self, group: str, package: str | None = None) -> None:
         self.group = group
+        self.package = package
         self._entries: dict[str, Entry] = {}
+
+    def discover(self) -> Registry[F]:
+        """Import every module of ``package`` once (each registers its options)."""
+        package, self.package = self.package, None
+        if package is not None:
+            import pkgutil
+            from importlib import import_module
+
+            for info in pkgutil.iter_modules(import_module(package).__path__):
+                import_module(f"{package}.{info.name}")
+        return self
 
     def register(self, name: str, schema: type) -> Callable[[F], F]:
         def deco(fn: F) -> F:
@@ -143,12 +160,13 @@ class Registry(Generic[F]):
         return deco
 
     def names(self) -> list[str]:
-        return sorted(self._entries)
+        return sorted(self.discover()._entries)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._entries
+        return name in self.discover()._entries
 
     def get(self, name: str) -> Entry:
+        self.discover()
         try:
             return self._entries[name]
         except KeyError:

@@ -73,9 +73,16 @@ class LabelSmoothingConfig:
 @dataclass
 class EarlyStoppingConfig:
     monitor: str = "val/loss"
-    mode: str = field(default="min", metadata=check(choices=["min", "max"]))
-    patience: int = field(default=5, metadata=check(ge=1))  # epochs without improvement
+    # auto: min for losses (val/loss), max otherwise (val/acc), as trainer.mode
+    mode: str = field(default="auto", metadata=check(choices=["auto", "min", "max"]))
+    # epochs in a row without improvement; the run stops at the end of the last of them
+    patience: int = field(default=5, metadata=check(ge=1))
     min_delta: float = field(default=0.0, metadata=check(ge=0))
+
+    def validate(self, prefix: str) -> None:
+        from dlx.monitor import resolve_mode
+
+        self.mode = resolve_mode(self.monitor, self.mode)
 
 
 for _name, _schema in {
@@ -126,6 +133,7 @@ class EarlyStopping:
     """Counts epochs without improvement of ``monitor`` by more than ``min_delta``."""
 
     def __init__(self, cfg: EarlyStoppingConfig) -> None:
+        cfg.validate("regularization.early_stopping")
         self.cfg = cfg
         self.best = math.inf if cfg.mode == "min" else -math.inf
         self.wait = 0

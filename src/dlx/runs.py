@@ -1,9 +1,8 @@
-"""Reading what runs left behind: saved configs, summaries, the ``dlx runs`` table, and
-composing a config outside a run (``dlx summary``)."""
+"""``dlx runs``, ``dlx eval`` and ``dlx summary``: the runs table, a finished run's metrics,
+and the model of a config composed outside a run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -12,32 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from dlx.errors import UsageError
-
-
-def load_run_config(run_dir: Path, overrides: list[str] | None = None):
-    """The run's saved config (``.hydra/config.yaml``) with ``key=value`` overrides applied."""
-    from omegaconf import DictConfig, OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
-    OmegaConf.set_struct(cfg, True)
-    for item in overrides or []:
-        key, eq, value = item.partition("=")
-        if not eq:
-            raise UsageError(f"cannot parse override '{item}' (expected key=value)")
-        current = OmegaConf.select(cfg, key, default=KeyError)
-        if current is KeyError:
-            raise UsageError(f"{key}: unknown key in the run's config")
-        if isinstance(current, DictConfig):
-            raise UsageError(
-                f"{key}: a config group; dlx eval takes key=value overrides of the run's "
-                "config (e.g. data.batch_size=512), the model must stay the run's"
-            )
-        try:
-            OmegaConf.update(cfg, key, OmegaConf.create({"v": value})["v"] if value else value)
-        except OmegaConfBaseException as e:
-            raise UsageError(f"{item}: {str(e).splitlines()[0]}") from None
-    return cfg
+from dlx.rundirs import find_runs, read_run
 
 
 def print_eval(cfg, run_dir: Path) -> dict[str, float]:
@@ -75,42 +49,38 @@ def compose(overrides: list[str]):
 
 def print_model_summary(cfg) -> None:
     """``dlx summary``: layers, output shapes, parameters, MACs; last line ``Total params``."""
-    import torch
-
     from dlx.config import check_root
-    from dlx.data import build_data
     from dlx.models import build_model
     from dlx.regularize import Regularization
     from dlx.summary import print_summary
 
     check_root(cfg)
-    data = build_data(cfg.data, torch.device("cpu"))
+    info = shape_of(cfg.data)
     model_node = Regularization(cfg.get("regularization")).model_config(cfg.model)
-    print_summary(build_model(model_node, data.info), data.info, Console())
+    print_summary(build_model(model_node, info), info, Console())
+
+
+SHAPE_KEYS = ("image_size", "channels", "num_classes")
+
+
+def shape_of(node):
+    """The data's shape for building a model: from ``data.image_size``, ``data.channels`` and
+    ``data.num_classes`` when all three are given (no dataset is read, so any shape goes:
+    ImageNet's on the default data), else from the dataset itself."""
+    import torch
+
+    from dlx.data import DATASETS, build_data
+    from dlx.data.base import DataInfo
+
+    parsed = DATASETS.parse(node)
+    shape = {k: getattr(parsed, k, None) for k in SHAPE_KEYS}
+    if all(v is not None for v in shape.values()):
+        c = shape["channels"]
+        return DataInfo(name=node.name, kind="image", mean=(0.5,) * c, std=(0.5,) * c, **shape)
+    return build_data(node, torch.device("cpu")).info
 
 
 # --- the runs table -------------------------------------------------------------------------
-def find_runs(root: Path) -> list[Path]:
-    """Run dirs under ``root``: folders with a ``.hydra/config.yaml``."""
-    return sorted(p.parent.parent for p in Path(root).rglob(".hydra/config.yaml"))
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    """What ``dlx runs`` shows of one run: its summary (or ``running``) and overrides."""
-    import yaml
-
-    info: dict[str, Any] = {"dir": run_dir, "status": "running", "metrics": {}}
-    summary = run_dir / "summary.json"
-    if summary.is_file():
-        try:
-            info.update(json.loads(summary.read_text()))
-        except json.JSONDecodeError:
-            info["status"] = "unreadable"
-    overrides = run_dir / ".hydra" / "overrides.yaml"
-    info["overrides"] = yaml.safe_load(overrides.read_text()) if overrides.is_file() else []
-    return info
-
-
 COLUMNS = ("val/acc", "test/acc", "val/loss", "test/loss")
 
 

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from dlx import checkpoint
 from dlx.errors import UsageError
+from dlx.monitor import resolve_mode
 
 #: a trial with one of these statuses is finished: a re-run of the sweep does not repeat it
 FINAL = ("completed", "stopped_early", "diverged", "failed", "pruned")
@@ -32,8 +33,6 @@ SUCCESS = ("completed", "stopped_early")
 OPTUNA_STATES = {"complete": "completed", "pruned": "pruned", "fail": "failed"}
 #: the record of which overrides ran in a trial dir (guards a re-used sweep dir)
 TRIAL_FILE = "trial.json"
-#: what the last sweep of this process ended with, read by the CLI for the exit code
-LAST: dict[str, Any] = {}
 
 
 # --- inside a trial -------------------------------------------------------------------------
@@ -130,8 +129,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
     (one without a summary then failed before training)."""
     import yaml
 
-    from dlx.config import resolve_mode
-    from dlx.runs import find_runs, read_run
+    from dlx.rundirs import find_runs, read_run
 
     trials = []
     own = find_runs(sweep_dir)
@@ -230,6 +228,12 @@ def _fmt(value: str) -> str:
     return value if value.lstrip("-").isdigit() else f"{number:.4g}"
 
 
+def _metric_columns(trials: list[dict[str, Any]]) -> list[str]:
+    """The monitored metric first (what the ranking uses), then val/acc and test/acc."""
+    monitors = [t["monitor"] for t in trials if t.get("monitor")]
+    return list(dict.fromkeys([*monitors[:1], "val/acc", "test/acc"]))
+
+
 def leaderboard(trials: list[dict[str, Any]], title: str, mode: str | None = None) -> Table:
     """The Rich leaderboard: rank, trial, swept values, val/acc, test/acc, status, time."""
     keys = swept_keys(trials)
@@ -238,7 +242,8 @@ def leaderboard(trials: list[dict[str, Any]], title: str, mode: str | None = Non
     table.add_column("trial", justify="right")
     for k in keys:
         table.add_column(escape(k))
-    for col in ("val/acc", "test/acc"):
+    columns = _metric_columns(trials)
+    for col in columns:
         table.add_column(col, justify="right")
     table.add_column("status")
     table.add_column("time", justify="right")
@@ -249,7 +254,7 @@ def leaderboard(trials: list[dict[str, Any]], title: str, mode: str | None = Non
             str(i + 1) if t["objective"] is not None else "-",
             str(t["number"]),
             *(escape(_fmt(values.get(k, ""))) for k in keys),
-            *(f"{m[c]:.4f}" if c in m else "" for c in ("val/acc", "test/acc")),
+            *(f"{m[c]:.4f}" if c in m else "" for c in columns),
             t["status"],
             f"{t['duration_s']:.1f}s" if t.get("duration_s") is not None else "",
         )
@@ -319,9 +324,6 @@ def finish(sweep_dir: Path, console: Console | None = None) -> dict[str, Any]:
         + (", best.yaml" if best else "")
         + f" in {sweep_dir}"
     )
-    LAST.clear()
-    pruned = sum(t["status"] == "pruned" for t in trials)  # stopped by the sweep: exit 0
-    LAST.update(succeeded=ok + pruned, trials=len(trials), sweep_dir=str(sweep_dir))
     return result
 
 
@@ -345,15 +347,12 @@ def pruning_line(trials: list[dict[str, Any]]) -> str:
     return f", {pruned} pruned (pruning saved {saved} of {full} epochs)"
 
 
-def exit_code() -> int:
-    """0 when the last sweep had a trial that completed (or no sweep ran), else 1."""
-    if not LAST:
-        return 0
-    return 0 if LAST["succeeded"] else 1
-
-
 class SweepCallback(Callback):
     """Hydra callback: ``sweep.json``, ``best.yaml`` and the leaderboard when a sweep ends."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        finish(Path(config.hydra.sweep.dir))
+        from dlx import outcome
+
+        result = finish(Path(config.hydra.sweep.dir))
+        ok = sum(t["status"] in (*SUCCESS, "pruned") for t in result["trials"])  # exit 0
+        outcome.report("sweep.json", {"succeeded": ok, "trials": len(result["trials"])})

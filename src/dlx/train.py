@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 from dlx import checkpoint, distributed
 from dlx.config import TrainerConfig, check_root
 from dlx.core import Run, build_run
-from dlx.data import catalogue
+from dlx.data import DATASETS
 from dlx.device import pick_device
 from dlx.distributed import Dist
 from dlx.errors import RunFailed, UsageError
@@ -102,7 +102,7 @@ def run(
             check_root(cfg)
             trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
             device = pick_device(trainer.device)
-            batch = getattr(catalogue().parse(cfg.data), "batch_size", 1)  # a bad one: exit 2
+            batch = getattr(DATASETS.parse(cfg.data), "batch_size", 1)  # a bad one: exit 2
             ctx, run_dir = distributed.start(trainer.devices, device, batch, cfg, run_dir, resume)
             stack.callback(distributed.finish, ctx)
             if ctx.enabled and device.type == "cuda":

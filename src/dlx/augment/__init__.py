@@ -34,7 +34,6 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from dlx.augment import color, erase, geometric, mix, policies  # noqa: F401  (registration)
 from dlx.augment.base import AUGMENTS, Op, Remap, Rng
 from dlx.augment.geometric import remap
 from dlx.data.base import DataInfo

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from dlx.registry import Registry
 
-AUGMENTS: Registry = Registry("augment")
+AUGMENTS: Registry = Registry("augment", package="dlx.augment")
 
 
 @dataclass

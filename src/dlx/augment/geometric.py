@@ -144,6 +144,10 @@ def crop(cfg: CropConfig, info: DataInfo) -> Op:
 
 
 # --- rotate and affine: one matrix per sample ---------------------------------------------------
+#: how both paths resample: ``warp`` on the device, torchvision's v2 twins per sample
+BILINEAR = "bilinear"
+
+
 def warp(x: Tensor, theta: Tensor, fill: float) -> Tensor:
     """Resample each sample through its 2x3 matrix (output -> input, normalised coordinates);
     points from outside the image take ``fill``."""
@@ -188,7 +192,8 @@ def rotate(cfg: RotateConfig, info: DataInfo) -> Op:
 
     from torchvision.transforms import v2
 
-    t = v2.RandomRotation(cfg.degrees, fill=_uint8_fill(cfg.fill, info.channels))
+    fill = _uint8_fill(cfg.fill, info.channels)
+    t = v2.RandomRotation(cfg.degrees, interpolation=v2.InterpolationMode(BILINEAR), fill=fill)
     return Op(apply, v2.RandomApply([t], p=cfg.p))
 
 
@@ -227,6 +232,7 @@ def affine(cfg: AffineConfig, info: DataInfo) -> Op:
         translate=(cfg.translate, cfg.translate),
         scale=tuple(cfg.scale),
         shear=(-cfg.shear, cfg.shear),
+        interpolation=v2.InterpolationMode(BILINEAR),
         fill=_uint8_fill(cfg.fill, info.channels),
     )
     return Op(apply, v2.RandomApply([t], p=cfg.p))

@@ -1,4 +1,5 @@
-"""The data catalogue: one module per source, each registering its options in ``DATASETS``."""
+"""The data catalogue: one module per source, each registering its options in ``DATASETS``
+(found and imported on the first lookup)."""
 
 from __future__ import annotations
 
@@ -11,16 +12,9 @@ if TYPE_CHECKING:
 
     from dlx.data.base import DataModule
 
-DATASETS: Registry = Registry("data")
-
-
-def catalogue() -> Registry:
-    """``DATASETS`` with every source module imported, so that all options are registered."""
-    from dlx.data import digits, imagefolder, sequence, synthetic, vision  # noqa: F401
-
-    return DATASETS
+DATASETS: Registry = Registry("data", package="dlx.data")
 
 
 def build_data(node, device: torch.device) -> DataModule:
     """Load the dataset that config node ``cfg.data`` describes, batches on ``device``."""
-    return catalogue().build(node, device)
+    return DATASETS.build(node, device)

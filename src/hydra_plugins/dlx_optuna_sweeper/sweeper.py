@@ -112,7 +112,7 @@ MODES = {"min": "minimize", "max": "maximize"}
 def direction_for(direction: str | None, monitor: str, mode: str | None = None) -> str:
     """``hydra.sweeper.direction`` when set; else the best.pt rule of the trials themselves
     (``trainer.mode``, whose ``auto`` minimises losses and errors and maximises the rest)."""
-    from dlx.config import resolve_mode
+    from dlx.monitor import resolve_mode
 
     if direction is not None:
         if direction not in MODES.values():

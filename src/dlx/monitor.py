@@ -1,0 +1,16 @@
+"""Which way a monitored metric improves: ``trainer.mode``, early stopping's ``mode`` and
+the sweeper's ``direction`` follow the metric unless set."""
+
+from __future__ import annotations
+
+#: metric names (the part after ``split/``) that are better when smaller
+SMALLER_IS_BETTER = ("loss", "mse", "ppl", "error", "err")
+
+
+def resolve_mode(monitor: str, mode: str) -> str:
+    """``min`` or ``max`` for ``monitor``: ``mode`` itself unless it is ``auto``, then ``min``
+    for losses and errors (``val/loss``, ``val/mse``, ``val/ppl``) and ``max`` otherwise."""
+    if mode != "auto":
+        return mode
+    name = monitor.rsplit("/", 1)[-1]
+    return "min" if name in SMALLER_IS_BETTER or name.endswith("loss") else "max"
