@@ -91,6 +91,11 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _beside(path: Path) -> Path:
+    """The claim lock file of a journal or SQLite file: hidden, beside it."""
+    return path.with_name(f".{path.name}.claim-lock")
+
+
 class ClaimLock:
     """Held while a worker counts the study's trials and asks for new ones, so workers that
     free up together never ask for more than ``n_trials``: a lock file beside a journal or
@@ -106,10 +111,9 @@ class ClaimLock:
     @contextmanager
     def __call__(self) -> Iterator[None]:
         if self.url.startswith(JOURNAL):
-            yield from _file_lock(journal_path(self.url).with_suffix(".claim-lock"))
+            yield from _file_lock(_beside(journal_path(self.url)))
         elif self.url.startswith("sqlite:///"):
-            db = Path(self.url[len("sqlite:///") :])
-            yield from _file_lock(db.with_name(db.name + ".claim-lock"))
+            yield from _file_lock(_beside(Path(self.url[len("sqlite:///") :])))
         elif self.url.startswith("postgresql"):
             yield from self._advisory()
         else:  # another database: no lock (two workers ending together may run one more)
