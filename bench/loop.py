@@ -69,6 +69,7 @@ def bare_loop(epochs: int, batch_size: int, make_model: Callable | None = None) 
 
 def dlx_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -> float:
     """Samples per second inside dlx's training steps (its own summary figure)."""
+    import dlx.core
     import dlx.train
     from dlx.runs import compose
 
@@ -80,13 +81,13 @@ def dlx_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -
             "trainer.progress=false",
         ]
     )
-    catalogue = dlx.train.build_model
-    dlx.train.build_model = make_model or catalogue
+    catalogue = dlx.core.build_model
+    dlx.core.build_model = make_model or catalogue
     try:
         with tempfile.TemporaryDirectory() as d:
             summary = dlx.train.run(cfg, Path(d), quiet=True)
     finally:
-        dlx.train.build_model = catalogue
+        dlx.core.build_model = catalogue
     return summary["samples_per_s"]
 
 

@@ -164,6 +164,34 @@ def test_torchrun_ranks_share_rank_0s_run_dir(tmp_path, single):
     assert_close(s, single)
 
 
+def test_two_torchrun_nodes_over_a_c10d_rendezvous_train_like_one_process(tmp_path, single):
+    """Two "machines" on loopback, one rank each, meeting through torchrun's c10d rendezvous:
+    what a cluster's nodes run, each with its own torchrun."""
+    from dlx.distributed import free_port
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("HYDRA_FULL_ERROR", None)
+    rdzv = ["--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{free_port()}", "--rdzv-id=t"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc-per-node=1"]
+    nodes = [
+        subprocess.Popen(
+            [*cmd, *rdzv, "-m", "dlx", "train", *RUN, "hydra.run.dir=run"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for node in nodes:
+        _, err = node.communicate(timeout=300)
+        assert node.returncode == 0, err[-3000:]
+    s = read_summary(tmp_path / "run")
+    assert s["devices"] == 2 and s["status"] == "completed"
+    assert_close(s, single)
+
+
 def test_killed_ddp_run_resumes_on_both_ranks(tmp_path, single):
     r = run_dlx(
         "train",

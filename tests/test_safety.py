@@ -359,3 +359,27 @@ def test_a_skipped_step_leaves_parameters_and_optimizer_state_as_they_were(optim
     for a, b in zip(ref_opt.state.values(), got_opt.state.values(), strict=True):
         assert a.keys() == b.keys()
         assert all(torch.equal(a[k], b[k]) for k in a)  # Adam's step count included
+
+
+# --- checkpoints written in the background ------------------------------------------------------
+def test_background_checkpoints_are_snapshots_and_a_failed_write_keeps_the_previous(
+    tmp_path, monkeypatch
+):
+    path = tmp_path / "last.pt"
+    w = checkpoint.Writer()
+    weights = torch.ones(1000)
+    w.submit(path, {"model": {"w": weights}})
+    weights.mul_(0)  # training goes on in place while the file is written
+    w.wait()
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(1000))
+
+    def half_then_fail(state, f):  # a full disk mid-write
+        f.write(b"\x80\x02half")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_then_fail)
+    w.submit(path, {"model": {"w": weights}})
+    with pytest.raises(RunFailed, match=r"checkpoint not written: .*No space left"):
+        w.wait()
+    assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(1000))
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,52 @@ def save(path: Path, state: dict[str, Any]) -> None:
     import torch
 
     atomic_write(path, lambda f: torch.save(state, f))
+
+
+def detached(obj: Any) -> Any:
+    """A copy of ``obj`` whose tensors are CPU copies of their own: what training does next
+    cannot change it (optimizer state is updated in place)."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: detached(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(detached(v) for v in obj)
+    return obj
+
+
+class Writer:
+    """Checkpoints written on a background thread, one at a time and in order, each atomically
+    (``save``): serialising and fsyncing leave the training loop's critical path, and a crash
+    or SIGKILL mid-write still leaves the previous file whole. ``wait()`` returns once all is
+    on disk, raising a write's error."""
+
+    def __init__(self) -> None:
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def submit(self, path: Path, state: dict[str, Any]) -> None:
+        """Write ``state`` to ``path`` in the background (a snapshot: see ``detached``)."""
+        self.wait()
+        copy = detached(state)
+        self._thread = threading.Thread(target=self._write, args=(path, copy), daemon=True)
+        self._thread.start()
+
+    def _write(self, path: Path, state: dict[str, Any]) -> None:
+        try:
+            save(path, state)
+        except BaseException as e:  # handed to the training thread at its next wait()
+            self._error = e
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise RunFailed(f"checkpoint not written: {_first_line(error)}") from error
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

@@ -55,8 +55,15 @@ class TrainerConfig:
     progress: bool = True
     tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
     checkpoint_every_n_steps: int | None = field(default=None, metadata=check(ge=1))
+    # batches of validation and test (no gradients: larger is cheaper); null: 4 x data.batch_size
+    eval_batch_size: int | None = field(default=None, metadata=check(ge=1))
     on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))
     callbacks: list[Any] = field(default_factory=list)  # a user's own: dotted paths or _target_
+    accumulate_grad_batches: int = field(default=1, metadata=check(ge=1))  # batches per step
+    fast_dev_run: bool = False  # one train, val and test batch, one epoch, no checkpoints kept
+    overfit_batches: int = field(default=0, metadata=check(ge=0))  # train+val on N batches
 
     def validate(self, prefix: str) -> None:
         self.mode = resolve_mode(self.monitor, self.mode)
+        if self.fast_dev_run:  # what Lightning users type first: does the whole run work?
+            self.max_epochs, self.limit_train_batches, self.limit_val_batches = 1, 1, 1

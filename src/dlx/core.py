@@ -27,6 +27,7 @@ from dlx.callbacks.hooks import CallbackList
 from dlx.config import EPOCH_METRICS, TrainerConfig
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
+from dlx.data.overfit import OverfitData
 from dlx.device import autocast_for, compile_model, seed_everything
 from dlx.distributed import Dist
 from dlx.errors import UsageError
@@ -42,7 +43,7 @@ from dlx.perf import Throughput
 from dlx.regularize import Regularization
 from dlx.schedules import Schedule, build_schedule
 from dlx.signals import StopSignals
-from dlx.state import State, maybe_test_kill, restore, snapshot
+from dlx.state import State, maybe_test_kill, restore, snapshot, test_kill_due
 from dlx.steps import STEPS, PlainStep, StepResult
 from dlx.syncbn import has_batchnorm, sync_batchnorm
 
@@ -91,6 +92,8 @@ class Run:
     stop_request: StopRequest | None = None
     tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
     speed: Throughput = field(default_factory=Throughput)
+    writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
+    config: dict[str, Any] = field(default_factory=dict)  # cfg resolved, as checkpoints keep it
     _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
     _first_batch: int = 0  # where this process entered the epoch (a resume: mid-way)
 
@@ -125,6 +128,7 @@ class Run:
             seed=t.seed * 100_003 + epoch,
             drop_last=True,
             start=self.state.batch,
+            batch_size=self.batch_size if t.accumulate_grad_batches > 1 else None,
         )
         rank, world = self.ctx.rank, self.ctx.world
         for i, (xb, yb) in enumerate(batches, start=self.state.batch):
@@ -180,6 +184,15 @@ class Run:
         self.schedule.step_epoch(monitored)
         return metrics
 
+    @property
+    def eval_batch(self) -> int:
+        """Validation and test batches: ``trainer.eval_batch_size``, else 4x the training
+        batch (inference keeps no activations for a backward pass)."""
+        t = self.trainer
+        return (
+            t.eval_batch_size or 4 * self.batch_size // t.accumulate_grad_batches // self.ctx.world
+        )
+
     def validate(self) -> dict[str, float]:
         return evaluate(
             self.eval_model,
@@ -191,10 +204,12 @@ class Run:
             self.trainer.limit_val_batches,
             tta=self.trainer.tta,
             check_stop=self.signals.per_batch,
+            batch_size=self.eval_batch,
         )
 
     def test(self) -> dict[str, float]:
         """The best checkpoint's figures on the test split."""
+        self.writer.wait()
         best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
         self.model.load_state_dict(best["model"])
         return evaluate(
@@ -204,7 +219,9 @@ class Run:
             self.inputs,
             self.eval_objective,
             self.autocast,
+            limit=1 if self.trainer.fast_dev_run else None,
             tta=self.trainer.tta,
+            batch_size=self.eval_batch,
         )
 
     # --- checkpoints ---------------------------------------------------------------------------
@@ -231,18 +248,20 @@ class Run:
         return sums
 
     def save(self, name: str, weights: dict[str, Tensor] | None = None) -> None:
-        """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes).
-        ``weights`` replace the model's own in the file (``best.pt`` of an EMA)."""
+        """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes,
+        in the background). ``weights`` replace the model's own in the file (an EMA's
+        ``best.pt``)."""
         self.sync()
         summed = self.epoch_sums()
         if not self.ctx.main:
             return
         self.board.flush()  # events up to this step reach disk before the checkpoint does
-        config = OmegaConf.to_container(self.cfg, resolve=True)
-        ck = snapshot(self.parts(), self.state, summed, config)
+        ck = snapshot(self.parts(), self.state, summed, self.config)
         if weights is not None:
             ck["model"] = weights
-        checkpoint.save(self.run_dir / "checkpoints" / name, ck)
+        self.writer.submit(self.run_dir / "checkpoints" / name, ck)
+        if self.callbacks.wants("on_save") or test_kill_due(name, self.state.step):
+            self.writer.wait()  # the file is there for them
         self.callbacks.on_save(self, name)
         if name == "last.pt":
             maybe_test_kill(self.state.step)
@@ -295,8 +314,15 @@ def build_run(
     compiled = compile_model(model, trainer.compile, trainer.compile_mode)
     train_model = distributed.wrap(compiled, ctx, device)
     optimizer = build_optimizer(cfg.optim, model)
-    steps = data.num_batches("train", drop_last=True)
+    if trainer.overfit_batches:
+        data = OverfitData(data, trainer.overfit_batches)
+    steps = data.num_batches("train", drop_last=True) // trainer.accumulate_grad_batches
     steps = min(steps, trainer.limit_train_batches or steps)
+    if steps == 0:
+        raise UsageError(
+            f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches}: more than "
+            f"the {data.num_batches('train', drop_last=True)} training batches of an epoch"
+        )
     schedule = build_schedule(cfg.sched, optimizer, steps, trainer.max_epochs, mode=trainer.mode)
     if (cfg.get("augment") or trainer.tta != "none") and info.kind != "image":
         raise UsageError(
@@ -305,8 +331,9 @@ def build_run(
         )
     aug_seed = trainer.seed + 1_000_003 * ctx.rank  # ranks draw different augmentations
     per_sample = hasattr(data, "train_transform")
+    augment_node = None if trainer.overfit_batches else cfg.get("augment")
     augment, sample_transform = split_augment(
-        cfg.get("augment"), info, device, aug_seed, per_sample=per_sample
+        augment_node, info, device, aug_seed, per_sample=per_sample
     )
     if per_sample:
         data.train_transform = sample_transform  # type: ignore[attr-defined]
@@ -339,12 +366,13 @@ def build_run(
         meter=TrainMeter(device, objective.hits, skip, copy_outputs=cuda_graphs),
         autocast=autocast_for(device, trainer.precision),
         steps_per_epoch=steps,
-        batch_size=batch_size,
+        batch_size=batch_size * trainer.accumulate_grad_batches,
         signals=StopSignals(ctx, device),
         board=NullBoard(),
         progress=Progress(enabled=trainer.progress and ctx.main),
     )
-    run.step = STEPS[trainer.on_nonfinite](run)
+    run.step = STEPS[trainer.on_nonfinite](run, trainer.accumulate_grad_batches)
+    run.config = OmegaConf.to_container(cfg, resolve=True)
     user = [_user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
     callbacks = default_callbacks(run, user, quiet=quiet)
     run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])

@@ -27,15 +27,19 @@ def evaluate(
     limit: int | None = None,
     tta: str = "none",
     check_stop: Callable[[], None] | None = None,
+    batch_size: int | None = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in);
-    ``check_stop`` is called after each batch (it raises to stop, e.g. on Ctrl-C)."""
+    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in), in
+    batches of ``batch_size`` (default the data's); ``check_stop`` is called after each batch
+    (it raises to stop, e.g. on Ctrl-C). ``limit`` counts batches of the data's own size."""
     model.eval()
     device = inputs.mean.device
     loss_sum = torch.zeros((), device=device)
     correct = torch.zeros((), device=device, dtype=torch.long)
     n = 0
-    for i, (xb, yb) in enumerate(data.batches(split)):
+    if limit is not None:  # limit_val_batches counts batches of data.batch_size
+        batch_size = None
+    for i, (xb, yb) in enumerate(data.batches(split, batch_size=batch_size)):
         if limit is not None and i >= limit:
             break
         x, y = inputs(xb, yb)

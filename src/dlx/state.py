@@ -120,6 +120,14 @@ def restore(ck: dict[str, Any], parts: dict[str, Any], meter: TrainMeter) -> Sta
 KILL_AT_STEP = "DLX_TEST_KILL_AT_STEP"
 
 
+def test_kill_due(name: str, step: int) -> bool:
+    """Whether ``maybe_test_kill`` will kill after this checkpoint (so it must be on disk)."""
+    import os
+
+    at = os.environ.get(KILL_AT_STEP)
+    return name == "last.pt" and bool(at) and step >= int(at)
+
+
 def maybe_test_kill(step: int) -> None:
     """SIGKILL this process if the ``DLX_TEST_KILL_AT_STEP`` test hook asks for it."""
     import os

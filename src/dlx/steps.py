@@ -4,10 +4,17 @@
 optimizer step, constraints, schedule. ``SkipNonfiniteStep``: the same, except that a step
 whose loss is not finite changes nothing, decided on the device without a host sync
 (``dlx.nonfinite``). The loop never asks which one it has.
+
+With ``trainer.accumulate_grad_batches=K`` a step takes K batches at once and runs forward
+and backward on each in turn, each loss divided by K, before the one optimizer step: the
+gradient of the mean loss over the K batches, as one step on the K-times batch would have it
+(under DDP the gradients are all-reduced once, on the last). The forward and backward for
+the chosen K is picked once, too.
 """
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -37,19 +44,17 @@ class StepResult:
 class PlainStep:
     """forward → loss (+ penalties) → backward → clip → optimizer step → constraints."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Run, accumulate: int = 1) -> None:
         self.run = run
         self.params = [p for p in run.model.parameters() if p.requires_grad]
+        self.k = accumulate
+        self.forward_backward = self._whole if accumulate == 1 else self._accumulated
 
     def __call__(self, x: Tensor, y: Tensor, log: bool) -> StepResult:
         r = self.run
-        with r.autocast():
-            out = r.train_model(x)
-        loss = r.objective.loss(out, y)
-        penalties = r.regs.penalties() if r.regs.has_penalty else {}
-        total = loss + sum(penalties.values()) if penalties else loss
         r.optimizer.zero_grad(set_to_none=True)
-        r.scaler.scale(total).backward()
+        penalties = r.regs.penalties() if r.regs.has_penalty else {}
+        out, loss, total = self.forward_backward(x, y, penalties)
         # the mean over ranks, so every rank takes the same finite/non-finite decision
         total = distributed.all_mean(r.ctx, total)
         finite = self.guard(total)
@@ -66,6 +71,39 @@ class PlainStep:
         r.schedule.step_batch()
         return StepResult(loss, total, out, y, len(y), logged if log else {})
 
+    def _whole(
+        self, x: Tensor, y: Tensor, penalties: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward and backward on the batch: (outputs, loss, loss + penalties)."""
+        r = self.run
+        with r.autocast():
+            out = r.train_model(x)
+        loss = r.objective.loss(out, y)
+        total = loss + sum(penalties.values()) if penalties else loss
+        r.scaler.scale(total).backward()
+        return out, loss, total
+
+    def _accumulated(
+        self, x: Tensor, y: Tensor, penalties: dict[str, Tensor]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Forward and backward on each of K equal chunks, losses divided by K; the
+        penalties (which do not depend on the data) once."""
+        r, k = self.run, self.k
+        outs, losses = [], []
+        for j, (xc, yc) in enumerate(zip(x.chunk(k), y.chunk(k), strict=True)):
+            last = j == k - 1
+            with nullcontext() if last or not r.ctx.enabled else r.train_model.no_sync():
+                with r.autocast():
+                    out = r.train_model(xc)
+                loss = r.objective.loss(out, yc)
+                extra = sum(penalties.values()) if penalties and last else 0
+                r.scaler.scale(loss / k + extra).backward()
+            outs.append(out.detach())
+            losses.append(loss.detach())
+        loss = torch.stack(losses).mean()
+        total = loss + sum(p.detach() for p in penalties.values()) if penalties else loss
+        return torch.cat(outs), loss, total
+
     def guard(self, total: Tensor) -> Tensor | None:
         """Prepare the gradients before clipping; the flag ``optimizer_step`` acts on."""
         return None
@@ -78,8 +116,8 @@ class SkipNonfiniteStep(PlainStep):
     """A non-finite step is a no-op on the device: gradients zeroed, parameters and optimizer
     state put back (``trainer.on_nonfinite=skip``; the lr schedule still advances)."""
 
-    def __init__(self, run: Run) -> None:
-        super().__init__(run)
+    def __init__(self, run: Run, accumulate: int = 1) -> None:
+        super().__init__(run, accumulate)
         if run.device.type == "cuda":
             keep_state_on_device(run.optimizer)
 

@@ -63,11 +63,13 @@ def fit_and_test(run: Run) -> str:
         fit(run)
     except Interrupted:
         run.callbacks.on_interrupt(run)
+        run.writer.wait()
         raise
     status = run.stop_request.status if run.stop_request else "completed"
     if run.ctx.main and status != "pruned":  # a pruned trial is not worth a test
         run.tested = run.test()
         run.callbacks.on_test_end(run, run.tested)
+    run.writer.wait()  # a checkpoint that could not be written fails the run
     return status
 
 
@@ -109,6 +111,7 @@ def run(
                 device = torch.device("cuda", ctx.local_rank)
             r = build_run(cfg, trainer, ctx, device, run_dir, batch, resume, quiet)
             stack.callback(r.callbacks.close, r, summary)
+            stack.callback(r.writer.wait)  # checkpoints on disk before anything closes
             stack.enter_context(r.signals)
             status, error, signal = fit_and_test(r), None, None
         except BaseException as e:

@@ -8,6 +8,7 @@ from dlx.callbacks import Callback
 from dlx.callbacks.board import TensorBoardLogger
 from dlx.callbacks.checkpointing import Checkpointing
 from dlx.callbacks.early_stopping import EarlyStop
+from dlx.callbacks.fast_dev_run import FastDevRun
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.pruning import pruning_callback
@@ -24,6 +25,8 @@ def default_callbacks(
     every other callback's state after its epoch-end work."""
     t = run.trainer
     callbacks: list[Callback] = [TensorBoardLogger(), ProgressBar(table=not quiet)]
+    if t.fast_dev_run:
+        callbacks.append(FastDevRun())
     if t.profile:
         callbacks.append(Profiler())
     if run.regs.early_stopping is not None:

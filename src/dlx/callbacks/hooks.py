@@ -43,6 +43,10 @@ class CallbackList:
         for fn in self._bound[hook]:
             fn(*args)
 
+    def wants(self, hook: str) -> bool:
+        """Whether any callback overrides ``hook``."""
+        return bool(self._bound[hook])
+
     def stateful(self) -> dict[str, Callback]:
         """The callbacks that keep state in checkpoints, by their checkpoint entry."""
         return {c.state_key: c for c in self.items if c.state_key is not None}

@@ -58,13 +58,22 @@ class DataModule(Protocol):
         seed: int = 0,
         drop_last: bool = False,
         start: int = 0,
+        batch_size: int | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
-        """Batches of ``split`` (``train``/``val``/``test``).
+        """Batches of ``split`` (``train``/``val``/``test``), of ``batch_size`` samples
+        (default ``data.batch_size``).
 
         With ``shuffle`` the order is a permutation drawn from ``seed`` alone, so an epoch's
         order can be drawn again after a resume; ``start`` skips that many batches.
         """
         ...
+
+
+def count_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    """Batches of ``n`` samples; ``drop_last`` drops a short last one (unless it is the only)."""
+    if drop_last and n >= batch_size:
+        return n // batch_size
+    return -(-n // batch_size)
 
 
 class InMemoryData:
@@ -89,10 +98,7 @@ class InMemoryData:
         return sum(len(y) for _, y in self.splits.values())
 
     def num_batches(self, split: str, *, drop_last: bool = False) -> int:
-        n = len(self.splits[split][1])
-        if drop_last and n >= self.batch_size:
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        return count_batches(len(self.splits[split][1]), self.batch_size, drop_last)
 
     def batches(
         self,
@@ -102,10 +108,11 @@ class InMemoryData:
         seed: int = 0,
         drop_last: bool = False,
         start: int = 0,
+        batch_size: int | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         x, y = self.splits[split]
-        n, bs = len(y), self.batch_size
-        count = self.num_batches(split, drop_last=drop_last)
+        n, bs = len(y), batch_size or self.batch_size
+        count = count_batches(n, bs, drop_last)
         if shuffle:
             g = torch.Generator().manual_seed(seed)
             order = torch.randperm(n, generator=g).to(self.device, non_blocking=True)

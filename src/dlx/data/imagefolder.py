@@ -28,6 +28,7 @@ from dlx.data.base import (
     SplitImageDataConfig,
     channel_stats,
     check_facts,
+    count_batches,
     split_indices,
 )
 from dlx.errors import UsageError
@@ -134,10 +135,7 @@ class FolderData:
         self._loaders.clear()  # workers hold a copy of the dataset: start fresh ones
 
     def num_batches(self, split: str, *, drop_last: bool = False) -> int:
-        n = len(self.splits[split])
-        if drop_last and n >= self.batch_size:
-            return n // self.batch_size
-        return -(-n // self.batch_size)
+        return count_batches(len(self.splits[split]), self.batch_size, drop_last)
 
     def _loader(self, split: str) -> tuple[DataLoader, _Batches, torch.Generator]:
         if split not in self._loaders:
@@ -161,14 +159,15 @@ class FolderData:
         seed: int = 0,
         drop_last: bool = False,
         start: int = 0,
+        batch_size: int | None = None,
     ) -> Iterator[tuple[Tensor, Tensor]]:
         loader, sampler, gen = self._loader(split)
-        n, bs = len(self.splits[split]), self.batch_size
+        n, bs = len(self.splits[split]), batch_size or self.batch_size
         if shuffle:
             order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         else:
             order = torch.arange(n)
-        count = self.num_batches(split, drop_last=drop_last)
+        count = count_batches(n, bs, drop_last)
         sampler.batches = [
             [(j, sample_seed(seed, j)) for j in order[i * bs : (i + 1) * bs].tolist()]
             for i in range(start, count)
