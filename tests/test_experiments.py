@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
 
-from conftest import REPO, only_run_dir, read_summary, scalar_tags
+from conftest import REPO, read_summary, scalar_tags
 
 EXPERIMENTS = sorted(p.stem for p in (REPO / "src" / "dlx" / "conf" / "experiment").glob("*.yaml"))
 TINY = [
@@ -18,21 +19,30 @@ TINY = [
 
 
 def test_every_model_family_has_a_recipe():
-    families = {"lenet", "alexnet", "vgg", "nin", "resnet", "lstm"}
+    from dlx.models import MODELS
+
+    families = set(MODELS.names())
     text = " ".join((REPO / "experiments" / f"{e}.yaml").read_text() for e in EXPERIMENTS)
     assert families <= set(re.findall(r"override /model: (\w+)", text))
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
-def test_experiment_trains(dlx, name):
-    r = dlx("train", f"+experiment={name}", *TINY)
-    assert r.returncode == 0, r.stderr
-    run = only_run_dir(dlx.cwd)
-    s = read_summary(run)
-    assert s["status"] == "completed" and s["epochs"] == 1 and s["params"] > 0
-    assert (run / "checkpoints" / "best.pt").is_file()
-    tags = scalar_tags(run)
-    assert {"train/loss", "val/acc", "test/acc", "opt/lr"} <= set(tags)
+@pytest.mark.parametrize("half", [0, 1])
+def test_experiments_train(dlx, half):
+    """Half the recipes per test (one for each xdist worker), as one grid sweep over
+    ``+experiment``: the trials run in one process, so there is one start-up per half."""
+    names = EXPERIMENTS[half::2]
+    r = dlx("train", "-m", f"+experiment={','.join(names)}", *TINY, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (sweep,) = (dlx.cwd / "outputs" / "sweeps").iterdir()
+    trials = json.loads((sweep / "sweep.json").read_text())["trials"]
+    assert sorted(t["overrides"][0] for t in trials) == [f"+experiment={n}" for n in names]
+    for trial in trials:
+        run = dlx.cwd / trial["dir"]
+        s = read_summary(run)
+        assert s["status"] == "completed" and s["epochs"] == 1 and s["params"] > 0, trial
+        assert (run / "checkpoints" / "best.pt").is_file()
+        tags = scalar_tags(run)
+        assert {"train/loss", "val/acc", "test/acc", "opt/lr"} <= set(tags), trial
 
 
 def test_summary_ends_with_total_params_matching_the_run(dlx):

@@ -23,7 +23,11 @@ from dlx.summary import model_summary, print_summary
 
 CONV_FAMILIES = ["alexnet", "lenet", "nin", "resnet", "vgg"]
 
-FAMILIES = ("alexnet", "lenet", "lstm", "nin", "resnet", "vgg")
+#: every family module under src/dlx/models/ (the registry finds them by itself)
+FAMILIES = (
+    "alexnet", "googlenet", "lenet", "lstm", "mlp", "mobilenet", "nin", "resnet", "shufflenet",
+    "vgg",
+)  # fmt: skip
 
 
 def image_info(size: int = 32, channels: int = 1, classes: int = 10) -> DataInfo:
@@ -321,7 +325,8 @@ def test_yaml_mirrors_the_schema(family: str) -> None:
 
 
 def test_every_family_is_registered() -> None:
-    assert MODELS.names() == ["alexnet", "lenet", "lstm", "nin", "resnet", "vgg"]
+    assert MODELS.names() == sorted(FAMILIES)
+    assert {"mlp", "mobilenet", "shufflenet", "googlenet"} <= set(FAMILIES)
 
 
 # --- summary --------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import pytest
 
 from conftest import read_summary, run_dlx, scalar_tags
 from dlx import checkpoint
+from dlx.callbacks.csvlog import FILE, read_rows
 
 #: tiny deterministic runs: 3 epochs x 3 steps, augmentation on (its generator must resume too)
 RUN = [
@@ -70,6 +71,13 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(
         assert steps == sorted(set(steps)), (tag, steps)
         assert steps == [s for s, _ in full_tags[tag]], tag
     assert tags["train/loss"] == full_tags["train/loss"]
+
+    # metrics.csv: every epoch exactly once, the same figures as the unbroken run's
+    def rows(d: Path) -> list[dict[str, str]]:
+        return [{k: v for k, v in r.items() if k != "time_s"} for r in read_rows(d / FILE)]
+
+    assert [r["epoch"] for r in rows(run)] == ["1", "2", "3"]
+    assert rows(run) == rows(uninterrupted)
 
 
 def test_imagefolder_run_with_per_sample_augmentation_resumes_exactly(tmp_path):

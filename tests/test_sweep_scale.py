@@ -226,6 +226,8 @@ def test_a_sigkilled_workers_trial_is_failed_and_continued_by_another(tmp_path):
         {step for step, _ in scalar_tags(run_dir)["epoch"]}
     )  # one event per epoch: the resume dropped nothing twice
     assert [v for _, v in scalar_tags(run_dir)["epoch"]] == [1, 2, 3, 4, 5, 6]
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["1", "2", "3", "4", "5", "6"]
     listed = json.loads((tmp_path / "w1" / "sweep.json").read_text())["trials"]
     assert [(t["number"], t["status"]) for t in listed] == [(1, "completed")]
 

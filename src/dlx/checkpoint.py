@@ -64,37 +64,51 @@ def detached(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {k: detached(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
+        if obj and isinstance(obj[0], int | float | str):  # plain data (a random state)
+            return obj
         return type(obj)(detached(v) for v in obj)
     return obj
 
 
 class Writer:
-    """Checkpoints written on a background thread, one at a time and in order, each atomically
-    (``save``): serialising and fsyncing leave the training loop's critical path, and a crash
-    or SIGKILL mid-write still leaves the previous file whole. ``wait()`` returns once all is
-    on disk, raising a write's error."""
+    """Files written on one background thread, in the order they were handed over, each
+    atomically (``atomic_write``): serialising and fsyncing leave the training loop's critical
+    path, and a crash or SIGKILL mid-write still leaves the previous file whole. At most
+    ``depth`` writes wait; a further one blocks until one is done. ``wait()`` returns once
+    everything is on disk, raising a write's error."""
 
-    def __init__(self) -> None:
+    def __init__(self, depth: int = 6) -> None:
+        import queue
+
+        self._jobs: queue.Queue = queue.Queue(maxsize=depth)
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
 
     def submit(self, path: Path, state: dict[str, Any]) -> None:
-        """Write ``state`` to ``path`` in the background (a snapshot: see ``detached``)."""
-        self.wait()
+        """Write checkpoint ``state`` to ``path`` (a snapshot of it: see ``detached``)."""
         copy = detached(state)
-        self._thread = threading.Thread(target=self._write, args=(path, copy), daemon=True)
-        self._thread.start()
+        self.call(lambda: save(path, copy))
 
-    def _write(self, path: Path, state: dict[str, Any]) -> None:
-        try:
-            save(path, state)
-        except BaseException as e:  # handed to the training thread at its next wait()
-            self._error = e
+    def call(self, job: Any) -> None:
+        """Run ``job()`` on the writer's thread, after the jobs before it."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, daemon=True, name="dlx-writer")
+            self._thread.start()
+        self._jobs.put(job)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            try:
+                if self._error is None:  # after a failure nothing more is written
+                    job()
+            except BaseException as e:  # handed to the training thread at its next wait()
+                self._error = e
+            finally:
+                self._jobs.task_done()
 
     def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
+        self._jobs.join()
         if self._error is not None:
             error, self._error = self._error, None
             raise RunFailed(f"checkpoint not written: {_first_line(error)}") from error

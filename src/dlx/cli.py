@@ -23,6 +23,8 @@ commands:
   runs [DIR]               a table of the runs and sweeps under DIR (default outputs/)
   summary [OVERRIDES]      the model's layers, output shapes, parameters and MACs
   tb [DIR]                 TensorBoard on DIR (default outputs/), bound to 127.0.0.1
+  report DIR [--by KEY…] [--metric M…] [--target V]
+                           runs grouped over seeds: mean ± std, curves, DIR/report/report.md
 
 `dlx train --help` lists the config groups, their options and the whole config.
 """
@@ -156,6 +158,30 @@ def cmd_summary(args: list[str]) -> int:
     return 0
 
 
+def parser(command: str, usage: str):
+    """An argparse parser whose errors are one ``UsageError`` line (exit 2)."""
+    import argparse
+
+    class Parser(argparse.ArgumentParser):
+        def error(self, message: str):  # type: ignore[override]
+            raise UsageError(f"{message}; usage: dlx {command} {usage}")
+
+    return Parser(prog=f"dlx {command}", usage=f"dlx {command} {usage}")
+
+
+def cmd_report(args: list[str]) -> int:
+    from dlx.report import run_report
+
+    p = parser("report", "DIR [--by KEY…] [--metric M…] [--target V]")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--by", nargs="+", help="group by these override keys")
+    p.add_argument("--metric", nargs="+", help="metrics to show (default: the monitor's)")
+    p.add_argument("--target", type=float, help="epochs until the monitored metric reaches it")
+    ns = p.parse_args(args)
+    run_report(ns.dir, ns.by, ns.metric, ns.target)
+    return 0
+
+
 def tb_argv(args: list[str]) -> list[str]:
     """The command ``dlx tb [DIR] [TENSORBOARD FLAGS]`` runs: bound to 127.0.0.1 unless the
     flags name a host (``--host``, ``--bind_all``)."""
@@ -187,6 +213,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "runs": cmd_runs,
     "summary": cmd_summary,
     "tb": cmd_tb,
+    "report": cmd_report,
 }
 
 

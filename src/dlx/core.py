@@ -21,8 +21,7 @@ from torch import Tensor, nn
 
 from dlx import checkpoint, distributed
 from dlx.augment import Augmenter, split_augment
-from dlx.callbacks import Callback
-from dlx.callbacks.builtin import default_callbacks
+from dlx.callbacks.builtin import default_callbacks, user_callback
 from dlx.callbacks.hooks import CallbackList
 from dlx.config import EPOCH_METRICS, TrainerConfig
 from dlx.data import build_data
@@ -255,7 +254,7 @@ class Run:
         summed = self.epoch_sums()
         if not self.ctx.main:
             return
-        self.board.flush()  # events up to this step reach disk before the checkpoint does
+        self.board.flush_on(self.writer)  # events up to this step reach disk first
         ck = snapshot(self.parts(), self.state, summed, self.config)
         if weights is not None:
             ck["model"] = weights
@@ -272,21 +271,6 @@ def metric(metrics: dict[str, float], name: str, key: str) -> float:
     if name not in metrics:
         raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
     return metrics[name]
-
-
-def _user_callback(spec: Any, i: int) -> Callback:
-    """``trainer.callbacks[i]``: a dotted class path (called without arguments) or a Hydra
-    node with ``_target_``."""
-    from hydra.utils import get_class, instantiate
-
-    key = f"trainer.callbacks[{i}]"
-    try:
-        obj = instantiate(spec) if isinstance(spec, dict) else get_class(str(spec))()
-    except Exception as e:
-        raise UsageError(f"{key}={spec}: cannot be built ({str(e).splitlines()[0]})") from None
-    if not isinstance(obj, Callback):
-        raise UsageError(f"{key}={spec}: not a dlx.callbacks.Callback subclass")
-    return obj
 
 
 def build_run(
@@ -373,7 +357,7 @@ def build_run(
     )
     run.step = STEPS[trainer.on_nonfinite](run, trainer.accumulate_grad_batches)
     run.config = OmegaConf.to_container(cfg, resolve=True)
-    user = [_user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
+    user = [user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
     callbacks = default_callbacks(run, user, quiet=quiet)
     run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
     _resume(run, resume)

@@ -114,6 +114,12 @@ class TensorBoard:
         self._hand_over()
         self.writer.flush()
 
+    def flush_on(self, writer: Any) -> None:
+        """Hand the held events over now and flush the file on ``writer``'s thread (a
+        ``checkpoint.Writer``), ahead of the jobs handed to it after."""
+        self._hand_over()
+        writer.call(self.writer.flush)
+
     def close(self) -> None:
         self._hand_over()
         self.writer.close()
@@ -141,6 +147,9 @@ class NullBoard(TensorBoard):
         pass
 
     def flush(self) -> None:
+        pass
+
+    def flush_on(self, writer: Any) -> None:
         pass
 
     def close(self) -> None:

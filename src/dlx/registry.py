@@ -13,6 +13,7 @@ dataclass, and handed to the builder.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
@@ -100,7 +101,7 @@ def to_schema(node: Any, schema: type, prefix: str) -> Any:
         typed = OmegaConf.merge(OmegaConf.structured(schema), data)
         obj = OmegaConf.to_object(typed)
     except OmegaConfBaseException as e:
-        name = str(getattr(e, "full_key", "") or "").split(".")[0]
+        name = re.split(r"[.[]", str(getattr(e, "full_key", "") or ""))[0]  # "hidden[1]" too
         f = fields.get(name)
         want = _type_text(f.type if not isinstance(f.type, str) else _resolve(schema, name))
         got = data.get(name, "?") if f else "?"

@@ -1,11 +1,15 @@
 """A model's layer table (output shapes, parameters, MACs) from one forward pass of torchinfo.
 
 ``model_summary`` returns the numbers; ``print_summary`` prints them as a Rich table followed
-by totals, ending with the line ``Total params: N``.
+by totals, ending with the line ``Total params: N``. Where a model has grouped or depthwise
+convs, a line beside the totals compares their MACs with what the same convs would take
+ungrouped (``groups=1``): the saving behind ResNeXt's groups and MobileNet's and ShuffleNet's
+depthwise convs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +42,8 @@ class ModelSummary:
     total_params: int
     trainable_params: int
     macs: int  # multiply-accumulates for one sample
+    grouped_macs: int = 0  # the weights' MACs of every conv with groups > 1
+    grouped_as_standard: int = 0  # what those convs would cost ungrouped (groups x as many)
 
 
 def _path(layer: Any) -> str:
@@ -79,6 +85,11 @@ def model_summary(
                 macs=_leaf_macs(layer) if whole else 0,
             )
         )
+    grouped = [
+        (layer.module.weight.numel() * math.prod(layer.output_size[2:]), layer.module.groups)
+        for layer in stats.summary_list
+        if isinstance(layer.module, nn.Conv2d) and layer.module.groups > 1
+    ]
     params = list(model.parameters())
     return ModelSummary(
         input_shape=shape,
@@ -86,6 +97,8 @@ def model_summary(
         total_params=sum(p.numel() for p in params),
         trainable_params=sum(p.numel() for p in params if p.requires_grad),
         macs=stats.total_mult_adds,
+        grouped_macs=sum(macs for macs, _ in grouped),
+        grouped_as_standard=sum(macs * groups for macs, groups in grouped),
     )
 
 
@@ -97,25 +110,28 @@ def print_summary(
     from rich.text import Text
 
     s = model_summary(model, info, device)
-    table = Table(title=f"{type(model).__name__} on input {s.input_shape}")
-    for column, justify in (
-        ("Layer", "left"),
-        ("Type", "left"),
-        ("Output shape", "left"),
-        ("Params", "right"),
-        ("MACs", "right"),
-    ):
-        table.add_column(column, justify=justify)
+    table = Table(title=f"{type(model).__name__} on input {s.input_shape}", show_edge=False)
+    table.add_column("Layer", overflow="ellipsis")  # indented by depth: the last name suffices
+    table.add_column("Type", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("Output", no_wrap=True)  # per sample: the batch dim is left out
+    table.add_column("Params", justify="right", no_wrap=True)
+    table.add_column("MACs", justify="right", no_wrap=True)
     for row in s.rows:
         table.add_row(
-            Text("  " * (row.depth - 1) + row.name),
+            Text("  " * (row.depth - 1) + row.name.rsplit(".", 1)[-1]),
             Text(row.type),
-            Text(str(row.output_shape)),
+            Text("x".join(map(str, row.output_shape[1:]))),
             f"{row.params:,}" if row.params else "--",
             f"{row.macs:,}" if row.macs else "--",
         )
     console.print(table)
     console.print(f"MACs: {s.macs:,} per sample", highlight=False)
+    if s.grouped_macs:
+        console.print(
+            f"Grouped convs: {s.grouped_macs:,} MACs; ungrouped: {s.grouped_as_standard:,} "
+            f"({s.grouped_as_standard / s.grouped_macs:.1f}x)",
+            highlight=False,
+        )
     console.print(f"Trainable params: {s.trainable_params:,}", highlight=False)
     console.print(f"Total params: {s.total_params:,}", highlight=False)
     return s

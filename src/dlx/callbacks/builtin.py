@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
 from dlx.callbacks.board import TensorBoardLogger
 from dlx.callbacks.checkpointing import Checkpointing
+from dlx.callbacks.csvlog import MetricsCSV
 from dlx.callbacks.early_stopping import EarlyStop
 from dlx.callbacks.fast_dev_run import FastDevRun
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.pruning import pruning_callback
+from dlx.errors import UsageError
 
 if TYPE_CHECKING:
     from dlx.core import Run
@@ -24,7 +26,7 @@ def default_callbacks(
     user's own (``trainer.callbacks``), then checkpointing, last: the files it writes carry
     every other callback's state after its epoch-end work."""
     t = run.trainer
-    callbacks: list[Callback] = [TensorBoardLogger(), ProgressBar(table=not quiet)]
+    callbacks: list[Callback] = [TensorBoardLogger(), MetricsCSV(), ProgressBar(table=not quiet)]
     if t.fast_dev_run:
         callbacks.append(FastDevRun())
     if t.profile:
@@ -35,3 +37,18 @@ def default_callbacks(
     callbacks += user or []
     callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
     return callbacks
+
+
+def user_callback(spec: Any, i: int) -> Callback:
+    """``trainer.callbacks[i]``: a dotted class path (called without arguments) or a Hydra
+    node with ``_target_``."""
+    from hydra.utils import get_class, instantiate
+
+    key = f"trainer.callbacks[{i}]"
+    try:
+        obj = instantiate(spec) if isinstance(spec, dict) else get_class(str(spec))()
+    except Exception as e:
+        raise UsageError(f"{key}={spec}: cannot be built ({str(e).splitlines()[0]})") from None
+    if not isinstance(obj, Callback):
+        raise UsageError(f"{key}={spec}: not a dlx.callbacks.Callback subclass")
+    return obj

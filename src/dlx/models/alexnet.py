@@ -25,7 +25,8 @@ from torch import nn
 
 from dlx.data.base import DataInfo
 from dlx.models import MODELS
-from dlx.models.layers import ACTIVATIONS, NORMS, ConvNormAct, conv_out, require_image
+from dlx.models.init import initialize
+from dlx.models.layers import NORMS, ConvNormAct, UnitConfig, conv_out, require_image
 from dlx.registry import check
 
 SMALL_INPUT_BELOW = 64
@@ -33,11 +34,10 @@ HEAD_GRID = 6  # torchvision's adaptive-pool output at 224x224
 
 
 @dataclass
-class AlexNetConfig:
+class AlexNetConfig(UnitConfig):
     name: str = "alexnet"
     arch: str = field(default="alexnet", metadata=check(choices=["alexnet"]))
     norm: str = field(default="none", metadata=check(choices=NORMS))
-    activation: str = field(default="relu", metadata=check(choices=ACTIVATIONS))
     dropout: float = field(default=0.5, metadata=check(ge=0, lt=1))  # in the classifier
     classifier_width: int = field(default=4096, metadata=check(ge=1))
 
@@ -49,9 +49,10 @@ def alexnet(cfg: AlexNetConfig, info: DataInfo) -> nn.Module:
     small = info.image_size < SMALL_INPUT_BELOW
     k1, s1, p1 = (3, 1, 1) if small else (11, 4, 2)  # conv1 kernel, stride, padding
     pool_k = 2 if small else 3  # max-pool kernel; stride is always 2
+    act = cfg.act()
 
     def conv(cin: int, cout: int, k: int, **kw: int) -> ConvNormAct:
-        return ConvNormAct(cin, cout, k, norm=cfg.norm, activation=cfg.activation, **kw)
+        return ConvNormAct(cin, cout, k, norm=cfg.norm, activation=act, **kw)
 
     size = conv_out(info.image_size, k1, s1, p1)
     for _ in range(3):  # the three max-pools; the other convs keep the size
@@ -73,15 +74,15 @@ def alexnet(cfg: AlexNetConfig, info: DataInfo) -> nn.Module:
     classifier = nn.Sequential(
         OrderedDict(
             drop6=nn.Dropout(cfg.dropout),
-            fc6=nn.Linear(256 * grid * grid, width),
-            act6=ACTIVATIONS[cfg.activation](),
+            fc6=nn.Linear(256 * grid * grid, width * act.pieces),
+            act6=act.module(),
             drop7=nn.Dropout(cfg.dropout),
-            fc7=nn.Linear(width, width),
-            act7=ACTIVATIONS[cfg.activation](),
+            fc7=nn.Linear(width, width * act.pieces),
+            act7=act.module(),
             fc8=nn.Linear(width, info.num_classes),
         )
     )
-    return nn.Sequential(
+    model = nn.Sequential(
         OrderedDict(
             features=features,
             avgpool=nn.AdaptiveAvgPool2d(grid),
@@ -89,3 +90,4 @@ def alexnet(cfg: AlexNetConfig, info: DataInfo) -> nn.Module:
             classifier=classifier,
         )
     )
+    return initialize(model, cfg.init, cfg.init_std, act.name)

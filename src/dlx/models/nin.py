@@ -24,15 +24,15 @@ from torch import nn
 
 from dlx.data.base import DataInfo
 from dlx.models import MODELS
-from dlx.models.layers import ACTIVATIONS, NORMS, ConvNormAct, init_conv_linear, require_image
+from dlx.models.init import initialize
+from dlx.models.layers import NORMS, ConvNormAct, UnitConfig, init_conv_linear, require_image
 from dlx.registry import check
 
 
 @dataclass
-class NiNConfig:
+class NiNConfig(UnitConfig):
     name: str = "nin"
     norm: str = field(default="none", metadata=check(choices=NORMS))
-    activation: str = field(default="relu", metadata=check(choices=ACTIVATIONS))
     dropout: float = field(default=0.5, metadata=check(ge=0, lt=1))  # between blocks
 
 
@@ -41,7 +41,7 @@ def mlpconv(
 ) -> nn.Sequential:
     """A kxk conv and two 1x1 convs; ``head`` leaves the last one bare (it gives the logits)."""
     w1, w2, w3 = widths
-    na = {"norm": cfg.norm, "activation": cfg.activation}
+    na = {"norm": cfg.norm, "activation": cfg.act()}
     last = nn.Conv2d(w2, w3, 1) if head else ConvNormAct(w2, w3, 1, **na)
     return nn.Sequential(
         OrderedDict(
@@ -70,4 +70,4 @@ def nin(cfg: NiNConfig, info: DataInfo) -> nn.Module:
         )
     )
     init_conv_linear(model)
-    return model
+    return initialize(model, cfg.init, cfg.init_std, cfg.activation)

@@ -23,20 +23,40 @@ Knobs:
   identity (Goyal et al., 2017). With ``norm=none`` there is no gamma, so the block's last conv
   starts at zero instead (SkipInit, De & Smith, 2020).
 * ``dropout``: before the final FC layer (not in the paper; default 0).
+
+Convolution variants, each in the network where it is canonical:
+
+* ``arch=resnext50_32x4d`` / ``resnext101_32x8d`` / ``resnext101_64x4d`` (Xie et al., 2017):
+  grouped 3x3 convs, cardinality x width per group; ``wide_resnet50_2`` / ``101_2``
+  (Zagoruyko & Komodakis, 2016) double the bottleneck width. Counts are torchvision's
+  (resnext50_32x4d: 25,028,904).
+* ``se=true`` (Hu, Shen & Sun, 2018): squeeze-and-excitation (reduction 16) on every block's
+  branch before the sum; SE-ResNet-50 has 28,088,024 parameters (the paper's ~28.1M).
+* ``dilation``: ImageNet forms take torchvision's ``replace_stride_with_dilation`` (e.g.
+  ``[false,true,true]``: stages 3-4 at 1/8 resolution, rates 2 and 4; for BasicBlock archs
+  too, which torchvision refuses); CIFAR forms take one rate per stage (e.g. ``[1,2,5]``),
+  refused when the rates share a factor (see ``dilation_plan``).
+* ``shortcut``: ``null`` (the arch's own: A for CIFAR, B for ImageNet forms), ``A``, ``B`` or
+  ``none``: no residual connections at all, the "plain" nets of §4.1 (Fig. 4, left).
 """
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlx.data.base import DataInfo
+from dlx.errors import UsageError
 from dlx.models import MODELS
-from dlx.models.layers import ACTIVATIONS, NORMS, ConvNormAct, require_image
+from dlx.models.blocks import SqueezeExcite
+from dlx.models.init import initialize
+from dlx.models.layers import NORMS, Activation, ConvNormAct, UnitConfig, require_image
 from dlx.registry import check
 
 
@@ -70,52 +90,119 @@ SHORTCUTS: dict[str, Callable[[int, int, int, str], nn.Module]] = {
 
 
 # --- blocks ---------------------------------------------------------------------------------
-class BasicBlock(nn.Module):
+@dataclass(frozen=True)
+class Unit:
+    """How every block is built: its norm and activation, SE, and (ResNeXt) grouped 3x3s."""
+
+    norm: str
+    act: Activation
+    se: bool = False
+    groups: int = 1
+    base_width: int = 64
+
+    @property
+    def bias(self) -> bool:
+        """A conv followed by a norm has no bias (the norm's shift replaces it)."""
+        return self.norm == "none"
+
+
+class Residual(nn.Module):
+    """``act(se(branch(x)) + shortcut(x))``; without a shortcut (a plain net) ``act(branch(x))``.
+
+    SE weighs the branch's channels before the sum (Hu et al., 2018, Fig. 3). With maxout the
+    branch ends in k pieces per channel; the shortcut is added to each piece before their max.
+    """
+
+    def join(self, shortcut: nn.Module | None, unit: Unit, channels: int) -> None:
+        """Set the parts after the branch (called last, so convs register first)."""
+        pieces = unit.act.pieces
+        self.se = SqueezeExcite(channels * pieces, SE_REDUCTION) if unit.se else nn.Identity()
+        self.shortcut = shortcut
+        self.pieces = pieces
+        self.act = unit.act.module()
+
+    def branch(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.se(self.branch(x))
+        if self.shortcut is not None:
+            s = self.shortcut(x)
+            out = out + (s.repeat_interleave(self.pieces, 1) if self.pieces > 1 else s)
+        return self.act(out)
+
+
+class BasicBlock(Residual):
     """Two 3x3 convs; the input is added back before the last activation (Fig. 2)."""
 
     expansion = 1
 
     def __init__(
-        self, cin: int, width: int, stride: int, shortcut: nn.Module, norm: str, act: str
+        self,
+        cin: int,
+        planes: int,
+        stride: int,
+        dilation: tuple[int, int],
+        shortcut: nn.Module | None,
+        unit: Unit,
     ) -> None:
         super().__init__()
-        bias = norm == "none"
+        d1, d2 = dilation  # the first conv's rate, the second's
         self.conv1 = ConvNormAct(
-            cin, width, 3, stride=stride, padding=1, norm=norm, activation=act, bias=bias
+            cin,
+            planes,
+            3,
+            stride=stride,
+            padding=d1,
+            dilation=d1,
+            norm=unit.norm,
+            activation=unit.act,
+            bias=unit.bias,
         )
-        self.conv2 = nn.Conv2d(width, width, 3, padding=1, bias=bias)
-        self.norm2 = NORMS[norm](width)
-        self.shortcut = shortcut
-        self.act = ACTIVATIONS[act]()
+        self.conv2 = nn.Conv2d(
+            planes, planes * unit.act.pieces, 3, padding=d2, dilation=d2, bias=unit.bias
+        )
+        self.norm2 = NORMS[unit.norm](planes * unit.act.pieces)
+        self.join(shortcut, unit, planes)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm2(self.conv2(self.conv1(x))) + self.shortcut(x))
+    def branch(self, x: Tensor) -> Tensor:
+        return self.norm2(self.conv2(self.conv1(x)))
 
     def last(self) -> tuple[nn.Conv2d, nn.Module]:
         """The branch's last conv and norm (for ``zero_init_residual``)."""
         return self.conv2, self.norm2
 
 
-class Bottleneck(nn.Module):
-    """1x1 reduce, 3x3 (with the stride), 1x1 expand to 4x width; input added back (Fig. 5)."""
+class Bottleneck(Residual):
+    """1x1 reduce, 3x3 (with the stride; in ResNeXt grouped, Xie et al., 2017, Fig. 3c), 1x1
+    expand to 4x planes; the input is added back (Fig. 5)."""
 
     expansion = 4
 
     def __init__(
-        self, cin: int, width: int, stride: int, shortcut: nn.Module, norm: str, act: str
+        self,
+        cin: int,
+        planes: int,
+        stride: int,
+        dilation: tuple[int, int],
+        shortcut: nn.Module | None,
+        unit: Unit,
     ) -> None:
         super().__init__()
-        bias = norm == "none"
-        na = {"norm": norm, "activation": act, "bias": bias}
+        width = planes * unit.base_width // 64 * unit.groups
+        cout = planes * self.expansion * unit.act.pieces
+        d = dilation[0]  # one 3x3: the block's first rate, as torchvision
+        na = {"norm": unit.norm, "activation": unit.act, "bias": unit.bias}
         self.conv1 = ConvNormAct(cin, width, 1, **na)
-        self.conv2 = ConvNormAct(width, width, 3, stride=stride, padding=1, **na)
-        self.conv3 = nn.Conv2d(width, width * self.expansion, 1, bias=bias)
-        self.norm3 = NORMS[norm](width * self.expansion)
-        self.shortcut = shortcut
-        self.act = ACTIVATIONS[act]()
+        self.conv2 = ConvNormAct(
+            width, width, 3, stride=stride, padding=d, dilation=d, groups=unit.groups, **na
+        )
+        self.conv3 = nn.Conv2d(width, cout, 1, bias=unit.bias)
+        self.norm3 = NORMS[unit.norm](cout)
+        self.join(shortcut, unit, planes * self.expansion)
 
-    def forward(self, x: Tensor) -> Tensor:
-        return self.act(self.norm3(self.conv3(self.conv2(self.conv1(x)))) + self.shortcut(x))
+    def branch(self, x: Tensor) -> Tensor:
+        return self.norm3(self.conv3(self.conv2(self.conv1(x))))
 
     def last(self) -> tuple[nn.Conv2d, nn.Module]:
         """The branch's last conv and norm (for ``zero_init_residual``)."""
@@ -123,30 +210,37 @@ class Bottleneck(nn.Module):
 
 
 # --- stems ----------------------------------------------------------------------------------
-def imagenet_stem(cin: int, width: int, norm: str, act: str) -> nn.Sequential:
+def imagenet_stem(cin: int, width: int, unit: Unit) -> nn.Sequential:
     """7x7 stride-2 conv, 3x3 stride-2 max-pool: 224 -> 56."""
     return nn.Sequential(
         OrderedDict(
             conv=ConvNormAct(
-                cin, width, 7, stride=2, padding=3, norm=norm, activation=act, bias=norm == "none"
+                cin,
+                width,
+                7,
+                stride=2,
+                padding=3,
+                norm=unit.norm,
+                activation=unit.act,
+                bias=unit.bias,
             ),
             pool=nn.MaxPool2d(3, 2, padding=1),
         )
     )
 
 
-def cifar_stem(cin: int, width: int, norm: str, act: str) -> nn.Sequential:
+def cifar_stem(cin: int, width: int, unit: Unit) -> nn.Sequential:
     """One 3x3 stride-1 conv, no pooling: small images keep their resolution."""
     return nn.Sequential(
         OrderedDict(
             conv=ConvNormAct(
-                cin, width, 3, padding=1, norm=norm, activation=act, bias=norm == "none"
+                cin, width, 3, padding=1, norm=unit.norm, activation=unit.act, bias=unit.bias
             )
         )
     )
 
 
-STEMS: dict[str, Callable[[int, int, str, str], nn.Sequential]] = {
+STEMS: dict[str, Callable[[int, int, Unit], nn.Sequential]] = {
     "imagenet": imagenet_stem,
     "cifar": cifar_stem,
 }
@@ -157,35 +251,97 @@ STEMS: dict[str, Callable[[int, int, str, str], nn.Sequential]] = {
 class Spec:
     block: type[BasicBlock | Bottleneck]
     depths: tuple[int, ...]  # blocks per stage
-    widths: tuple[int, ...]  # block width per stage (Bottleneck outputs 4x)
-    stem: str
+    widths: tuple[int, ...]  # planes per stage (Bottleneck outputs 4x)
+    stem: str  # also the arch's form: imagenet or cifar
     shortcut: str
+    groups: int = 1  # ResNeXt's cardinality
+    width_per_group: int = 64  # its bottleneck width (planes * width_per_group/64 * groups)
 
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)
 CIFAR_WIDTHS = (16, 32, 64)
+B3463, B34233 = (3, 4, 6, 3), (3, 4, 23, 3)
 ARCHS: dict[str, Spec] = {
     "resnet18": Spec(BasicBlock, (2, 2, 2, 2), IMAGENET_WIDTHS, "imagenet", "B"),
-    "resnet34": Spec(BasicBlock, (3, 4, 6, 3), IMAGENET_WIDTHS, "imagenet", "B"),
-    "resnet50": Spec(Bottleneck, (3, 4, 6, 3), IMAGENET_WIDTHS, "imagenet", "B"),
-    "resnet101": Spec(Bottleneck, (3, 4, 23, 3), IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet34": Spec(BasicBlock, B3463, IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet50": Spec(Bottleneck, B3463, IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnet101": Spec(Bottleneck, B34233, IMAGENET_WIDTHS, "imagenet", "B"),
     "resnet152": Spec(Bottleneck, (3, 8, 36, 3), IMAGENET_WIDTHS, "imagenet", "B"),
+    "resnext50_32x4d": Spec(Bottleneck, B3463, IMAGENET_WIDTHS, "imagenet", "B", 32, 4),
+    "resnext101_32x8d": Spec(Bottleneck, B34233, IMAGENET_WIDTHS, "imagenet", "B", 32, 8),
+    "resnext101_64x4d": Spec(Bottleneck, B34233, IMAGENET_WIDTHS, "imagenet", "B", 64, 4),
+    "wide_resnet50_2": Spec(Bottleneck, B3463, IMAGENET_WIDTHS, "imagenet", "B", 1, 128),
+    "wide_resnet101_2": Spec(Bottleneck, B34233, IMAGENET_WIDTHS, "imagenet", "B", 1, 128),
     **{
         f"resnet{6 * n + 2}": Spec(BasicBlock, (n, n, n), CIFAR_WIDTHS, "cifar", "A")
         for n in (3, 5, 7, 9, 18)
     },
 }
+SE_REDUCTION = 16  # Hu et al.'s r
 
 
 @dataclass
-class ResNetConfig:
+class ResNetConfig(UnitConfig):
     name: str = "resnet"
     arch: str = field(default="resnet20", metadata=check(choices=ARCHS))
     stem: str | None = field(default=None, metadata=check(choices=STEMS))
     norm: str = field(default="batch", metadata=check(choices=NORMS))
-    activation: str = field(default="relu", metadata=check(choices=ACTIVATIONS))
+    shortcut: str | None = field(default=None, metadata=check(choices=[*SHORTCUTS, "none"]))
+    se: bool = False
+    dilation: list[Any] | None = None  # see dilation_plan
     zero_init_residual: bool = False
     dropout: float = field(default=0.0, metadata=check(ge=0, lt=1))  # before the final FC
+
+    def validate(self, prefix: str) -> None:
+        """Cross-key checks: the dilation list for the arch's form; residual-only options."""
+        dilation_plan(self, prefix)
+        if self.shortcut == "none" and self.zero_init_residual:
+            raise UsageError(
+                f"{prefix}.zero_init_residual=true needs shortcuts; with {prefix}.shortcut=none "
+                "every block would start at zero"
+            )
+
+
+def dilation_plan(cfg: ResNetConfig, prefix: str = "model") -> list[tuple[int, int, int]]:
+    """Per stage: (stride, the first block's first rate, every other conv's rate).
+
+    ImageNet forms take torchvision's ``replace_stride_with_dilation``: three flags for stages
+    2-4; a flagged stage keeps its resolution and doubles the rate instead (its first block
+    still starts at the previous rate). CIFAR forms take one rate per stage (strides kept);
+    rates sharing a factor > 1 would only ever read a sub-grid of the input (gridding), which
+    the hybrid-dilation rule (Wang et al., 2018) avoids, so they are refused.
+    """
+    spec = ARCHS[cfg.arch]
+    stages = len(spec.depths)
+    strides = [1] + [2] * (stages - 1)
+    given = cfg.dilation
+    if given is None:
+        return [(s, 1, 1) for s in strides]
+    text = str(given).replace(" ", "").replace("True", "true").replace("False", "false")
+    key = f"{prefix}.dilation={text}"
+    if spec.stem == "imagenet":
+        if len(given) != stages - 1 or not all(isinstance(f, bool) for f in given):
+            raise UsageError(
+                f"{key}: {cfg.arch} takes torchvision's replace_stride_with_dilation, "
+                f"{stages - 1} true/false flags for stages 2-{stages}, e.g. [false,true,true]"
+            )
+        plan, rate = [(1, 1, 1)], 1
+        for flag in given:
+            plan.append((1, rate, rate * 2) if flag else (2, rate, rate))
+            rate = plan[-1][2]
+        return plan
+    if len(given) != stages or not all(type(r) is int and r >= 1 for r in given):
+        raise UsageError(
+            f"{key}: {cfg.arch} takes one dilation rate (an integer >= 1) per stage, "
+            f"{stages} in all, e.g. [1,2,5]"
+        )
+    factor = math.gcd(*given)
+    if factor > 1:
+        raise UsageError(
+            f"{key}: the rates share the factor {factor}, so the stacked convs read only a "
+            f"1-in-{factor} sub-grid of pixels (gridding); use co-prime rates such as [1,2,5]"
+        )
+    return [(s, r, r) for s, r in zip(strides, given)]
 
 
 @MODELS.register("resnet", ResNetConfig)
@@ -193,21 +349,28 @@ def resnet(cfg: ResNetConfig, info: DataInfo) -> nn.Module:
     """ResNet for ``info``'s channels, image size and classes."""
     require_image(info, "resnet")
     spec = ARCHS[cfg.arch]
-    stem = STEMS[cfg.stem or spec.stem]
+    unit = Unit(cfg.norm, cfg.act(), cfg.se, spec.groups, spec.width_per_group)
+    shortcut_kind = cfg.shortcut or spec.shortcut
     layers: OrderedDict[str, nn.Module] = OrderedDict(
-        stem=stem(info.channels, spec.widths[0], cfg.norm, cfg.activation)
+        stem=STEMS[cfg.stem or spec.stem](info.channels, spec.widths[0], unit)
     )
     cin = spec.widths[0]
-    for i, (width, depth) in enumerate(zip(spec.widths, spec.depths), start=1):
+    plan = dilation_plan(cfg)
+    for i, (planes, depth, (stride, first_rate, rate)) in enumerate(
+        zip(spec.widths, spec.depths, plan), start=1
+    ):
         blocks = []
         for j in range(depth):
-            stride = 2 if i > 1 and j == 0 else 1
-            cout = width * spec.block.expansion
-            if stride == 1 and cin == cout:
-                shortcut: nn.Module = nn.Identity()
+            s, d = (stride, (first_rate, rate)) if j == 0 else (1, (rate, rate))
+            cout = planes * spec.block.expansion
+            shortcut: nn.Module | None = None
+            if shortcut_kind == "none":
+                pass
+            elif s == 1 and cin == cout:
+                shortcut = nn.Identity()
             else:
-                shortcut = SHORTCUTS[spec.shortcut](cin, cout, stride, cfg.norm)
-            blocks.append(spec.block(cin, width, stride, shortcut, cfg.norm, cfg.activation))
+                shortcut = SHORTCUTS[shortcut_kind](cin, cout, s, cfg.norm)
+            blocks.append(spec.block(cin, planes, s, d, shortcut, unit))
             cin = cout
         layers[f"stage{i}"] = nn.Sequential(*blocks)
     layers.update(
@@ -217,20 +380,24 @@ def resnet(cfg: ResNetConfig, info: DataInfo) -> nn.Module:
         fc=nn.Linear(cin, info.num_classes),
     )
     model = nn.Sequential(layers)
-    init_weights(model, zero_init_residual=cfg.zero_init_residual)
+    init_weights(model)
+    initialize(model, cfg.init, cfg.init_std, cfg.activation)
+    if cfg.zero_init_residual:
+        zero_residuals(model)
     return model
 
 
-def init_weights(model: nn.Module, *, zero_init_residual: bool) -> None:
-    """torchvision's init: He-normal (fan-out) convs, zero conv biases; optionally zero the
-    residual branches' last scale (norm gamma, or the conv itself when there is no norm)."""
+def init_weights(model: nn.Module) -> None:
+    """torchvision's init: He-normal (fan-out) convs, zero conv biases."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-    if not zero_init_residual:
-        return
+
+
+def zero_residuals(model: nn.Module) -> None:
+    """Zero the residual branches' last scale (norm gamma, or the conv when there is no norm)."""
     for m in model.modules():
         if isinstance(m, BasicBlock | Bottleneck):
             conv, norm = m.last()

@@ -25,13 +25,8 @@ from torch import nn
 
 from dlx.data.base import DataInfo
 from dlx.models import MODELS
-from dlx.models.layers import (
-    ACTIVATIONS,
-    NORMS,
-    ConvNormAct,
-    init_conv_linear,
-    require_image,
-)
+from dlx.models.init import initialize
+from dlx.models.layers import NORMS, ConvNormAct, UnitConfig, init_conv_linear, require_image
 from dlx.registry import check
 
 STAGE_WIDTHS = (64, 128, 256, 512, 512)
@@ -46,11 +41,10 @@ HEAD_GRID = 7  # torchvision's adaptive-pool output at 224x224
 
 
 @dataclass
-class VGGConfig:
+class VGGConfig(UnitConfig):
     name: str = "vgg"
     arch: str = field(default="vgg16", metadata=check(choices=ARCHS))
     norm: str = field(default="none", metadata=check(choices=NORMS))
-    activation: str = field(default="relu", metadata=check(choices=ACTIVATIONS))
     dropout: float = field(default=0.5, metadata=check(ge=0, lt=1))  # in the classifier
     classifier_width: int = field(default=4096, metadata=check(ge=1))
 
@@ -59,14 +53,13 @@ class VGGConfig:
 def vgg(cfg: VGGConfig, info: DataInfo) -> nn.Module:
     """VGG for ``info``'s channels, image size and classes."""
     require_image(info, "vgg")
+    act = cfg.act()
     stages: OrderedDict[str, nn.Module] = OrderedDict()
     cin, size = info.channels, info.image_size
     for i, (width, depth) in enumerate(zip(STAGE_WIDTHS, ARCHS[cfg.arch]), start=1):
         stage: OrderedDict[str, nn.Module] = OrderedDict()
         for j in range(1, depth + 1):
-            stage[f"conv{j}"] = ConvNormAct(
-                cin, width, 3, padding=1, norm=cfg.norm, activation=cfg.activation
-            )
+            stage[f"conv{j}"] = ConvNormAct(cin, width, 3, padding=1, norm=cfg.norm, activation=act)
             cin = width
         if size > 1:
             stage["pool"] = nn.MaxPool2d(2, 2)
@@ -76,11 +69,11 @@ def vgg(cfg: VGGConfig, info: DataInfo) -> nn.Module:
     width = cfg.classifier_width
     classifier = nn.Sequential(
         OrderedDict(
-            fc6=nn.Linear(cin * grid * grid, width),
-            act6=ACTIVATIONS[cfg.activation](),
+            fc6=nn.Linear(cin * grid * grid, width * act.pieces),
+            act6=act.module(),
             drop6=nn.Dropout(cfg.dropout),
-            fc7=nn.Linear(width, width),
-            act7=ACTIVATIONS[cfg.activation](),
+            fc7=nn.Linear(width, width * act.pieces),
+            act7=act.module(),
             drop7=nn.Dropout(cfg.dropout),
             fc8=nn.Linear(width, info.num_classes),
         )
@@ -94,4 +87,4 @@ def vgg(cfg: VGGConfig, info: DataInfo) -> nn.Module:
         )
     )
     init_conv_linear(model)
-    return model
+    return initialize(model, cfg.init, cfg.init_std, act.name)
