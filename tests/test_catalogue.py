@@ -14,14 +14,12 @@ from torch import nn
 
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
-from dlx.models import MODELS, build_model, load_families
+from dlx.models import MODELS, build_model
 from dlx.models.blocks import LocallyConnected2d, SqueezeExcite, channel_shuffle
 from dlx.models.googlenet import LAYOUT
 from dlx.models.layers import Maxout
 from dlx.models.resnet import BasicBlock
 from dlx.summary import model_summary
-
-load_families()
 
 
 def image_info(size: int = 32, channels: int = 1, classes: int = 10) -> DataInfo:
