@@ -174,19 +174,29 @@ def test_killed_grid_sweep_resumes_without_repeating_finished_trials(dlx):
     assert {n: (sw / n / "summary.json").stat().st_mtime_ns for n in done} == done
 
 
-def test_submitit_local_launcher(dlx):
+def test_submitit_local_launcher_trials_report_to_their_study(dlx):
+    """Optuna trials in submitit's own processes open the study from its storage and report
+    every epoch to it (what the pruner judges)."""
+    import optuna
+
     r = dlx(
         "train",
         "-m",
-        "optim.lr=0.01,0.02",
+        "sweep=random",
+        "hydra/sweeper/pruner=median",
+        "hydra.sweeper.n_trials=2",
+        "hydra.sweeper.n_jobs=2",
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=5",
         "hydra.sweep.dir=sw",
         *TINY,
+        "trainer.max_epochs=2",
     )
     assert r.returncode == 0, r.stderr[-3000:]
     trials = read_sweep(dlx.cwd / "sw")["trials"]
     assert [t["status"] for t in trials] == ["completed", "completed"]
+    study = optuna.load_study(study_name="dlx", storage=f"sqlite:///{dlx.cwd / 'sw' / 'optuna.db'}")
+    assert [t.intermediate_values.keys() for t in study.trials] == [{1, 2}, {1, 2}]
 
 
 # --- units ------------------------------------------------------------------------------------
@@ -237,7 +247,7 @@ def test_presets_compose_without_a_sweep_key():
     from dlx.config import ROOT_KEYS
     from dlx.runs import compose
 
-    for preset in ("none", "random", "tpe"):
+    for preset in ("none", "random", "tpe", "asha"):
         cfg = compose([f"sweep={preset}"])
         assert tuple(cfg) == ROOT_KEYS
 

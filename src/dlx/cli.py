@@ -219,8 +219,15 @@ def tb_argv(args: list[str]) -> list[str]:
 
 
 def cmd_tb(args: list[str]) -> int:
+    from dlx.hparams import write_experiment
+
     argv = tb_argv(args)
-    Path(argv[argv.index("--logdir") + 1]).mkdir(parents=True, exist_ok=True)
+    root = Path(argv[argv.index("--logdir") + 1])
+    root.mkdir(parents=True, exist_ok=True)
+    try:  # the HParams columns: what runs overrode and sweeps varied, first
+        write_experiment(root)
+    except OSError as e:  # a read-only folder: TensorBoard orders the columns itself
+        print(f"dlx tb: HParams columns not written ({e})", file=sys.stderr)
     os.execv(argv[0], argv)
     return 0  # not reached
 

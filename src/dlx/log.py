@@ -35,6 +35,7 @@ HPARAMS_STATUS = {
     "completed": "STATUS_SUCCESS",
     "stopped_early": "STATUS_SUCCESS",
     "interrupted": "STATUS_RUNNING",  # resumable; the enum has no "aborted"
+    "pruned": "STATUS_UNKNOWN",  # nor "pruned": neither a success nor a failure
 }
 
 

@@ -26,9 +26,11 @@ from dlx.errors import UsageError
 from dlx.monitor import resolve_mode
 
 #: a trial with one of these statuses is finished: a re-run of the sweep does not repeat it
-FINAL = ("completed", "stopped_early", "diverged", "failed")
+FINAL = ("completed", "stopped_early", "diverged", "failed", "pruned")
 #: statuses whose objective counts
 SUCCESS = ("completed", "stopped_early")
+#: what an Optuna trial's state says of a trial whose run dir this sweep cannot read
+OPTUNA_STATES = {"complete": "completed", "pruned": "pruned", "fail": "failed"}
 #: the record of which overrides ran in a trial dir (guards a re-used sweep dir)
 TRIAL_FILE = "trial.json"
 
@@ -130,10 +132,13 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
     from dlx.rundirs import find_runs, read_run
 
     trials = []
-    for run_dir in sorted(find_runs(sweep_dir), key=lambda p: _trial_number(p)):
+    own = find_runs(sweep_dir)
+    others, unreadable = study_trials(sweep_dir, own)
+    for run_dir in sorted([*own, *others], key=lambda p: _trial_number(p)):
         info = read_run(run_dir)
         cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
         trainer = cfg.get("trainer") or {}
+        monitor = trainer.get("monitor", "val/acc")
         status = info["status"]
         if finished and status == "running":
             status = "failed"
@@ -143,15 +148,53 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
             "overrides": info["overrides"],
             "status": status,
             "metrics": info["metrics"],
-            "objective": objective({**info, "status": status}, trainer.get("monitor", "val/acc")),
-            "monitor": trainer.get("monitor", "val/acc"),
-            "mode": resolve_mode(trainer.get("monitor", "val/acc"), trainer.get("mode", "auto")),
+            "objective": objective({**info, "status": status}, monitor),
+            "monitor": monitor,
+            "mode": resolve_mode(monitor, trainer.get("mode", "auto")),
             "duration_s": info.get("duration_s"),
+            "epochs": info.get("epochs"),
+            "max_epochs": trainer.get("max_epochs"),
         }
         if info.get("error"):
             trial["error"] = info["error"]
         trials.append(trial)
+    trials += unreadable
+    trials.sort(key=lambda t: t["number"] if isinstance(t["number"], int) else 1 << 30)
     return trials
+
+
+def study_trials(sweep_dir: Path, own: list[Path]) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The trials of a shared Optuna study that other workers ran (``study.json``, written
+    by dlx's Optuna sweeper): their run dirs where this machine sees them, else a record of
+    their number, params and end state."""
+    path = Path(sweep_dir) / "study.json"
+    if not path.is_file():
+        return [], []
+    mine = {p.resolve() for p in own}
+    dirs, unreadable = [], []
+    for t in json.loads(path.read_text()).get("trials", []):
+        run_dir = Path(t["dir"]) if t.get("dir") else None
+        if run_dir is not None and run_dir.resolve() in mine:
+            continue
+        if t.get("retried") and (run_dir is None or not run_dir.exists()):
+            continue  # run again as a later trial, which took over its run dir
+        if run_dir is not None and (run_dir / ".hydra" / "config.yaml").is_file():
+            dirs.append(run_dir)
+        elif t.get("state") in OPTUNA_STATES:  # never started, or on another filesystem
+            status = OPTUNA_STATES[t["state"]]
+            unreadable.append(
+                {
+                    "number": t["number"],
+                    "dir": t.get("dir"),
+                    "overrides": [f"{k}={v}" for k, v in t.get("params", {}).items()],
+                    "status": status,
+                    "metrics": {},
+                    "objective": None,
+                    "monitor": None,
+                    "mode": None,
+                }
+            )
+    return dirs, unreadable
 
 
 def ranked(trials: list[dict[str, Any]], mode: str | None = None) -> list[dict[str, Any]]:
@@ -226,14 +269,14 @@ def print_leaderboard(sweep_dir: Path, console: Console | None = None) -> None:
     trials = collect(sweep_dir)
     console.print(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir)))
     done = sum(t["status"] in FINAL for t in trials)
-    console.print(f"{len(trials)} trials, {done} finished")
+    console.print(f"{len(trials)} trials, {done} finished" + pruning_line(trials))
 
 
 def _direction(sweep_dir: Path) -> str | None:
     """max/min from the sweeper's ``direction`` when it has one (Optuna), else None."""
     import yaml
 
-    path = Path(sweep_dir) / "multirun.yaml"
+    path = Path(sweep_dir) / "multirun.yaml"  # the sweeper saves the direction it resolved
     if not path.is_file():
         return None
     cfg = yaml.safe_load(path.read_text()) or {}
@@ -275,11 +318,33 @@ def finish(sweep_dir: Path, console: Console | None = None) -> dict[str, Any]:
     console.print(leaderboard(trials, f"sweep {sweep_dir}", mode))
     ok = sum(t["status"] in SUCCESS for t in trials)
     console.print(
-        f"{ok} of {len(trials)} trials succeeded; sweep.json"
+        f"{ok} of {len(trials)} trials succeeded"
+        + pruning_line(trials)
+        + "; sweep.json"
         + (", best.yaml" if best else "")
         + f" in {sweep_dir}"
     )
     return result
+
+
+def epochs_saved(trials: list[dict[str, Any]]) -> tuple[int, int]:
+    """(epochs the pruned trials did not train, epochs every trial in full would have)."""
+    full = sum(t.get("max_epochs") or 0 for t in trials)
+    saved = sum(
+        max(0, (t.get("max_epochs") or 0) - (t.get("epochs") or 0))
+        for t in trials
+        if t["status"] == "pruned"
+    )
+    return saved, full
+
+
+def pruning_line(trials: list[dict[str, Any]]) -> str:
+    """``, 5 pruned (saved 31 of 80 epochs)``; empty when no trial was pruned."""
+    pruned = sum(t["status"] == "pruned" for t in trials)
+    if not pruned:
+        return ""
+    saved, full = epochs_saved(trials)
+    return f", {pruned} pruned (pruning saved {saved} of {full} epochs)"
 
 
 class SweepCallback(Callback):
@@ -289,5 +354,5 @@ class SweepCallback(Callback):
         from dlx import outcome
 
         result = finish(Path(config.hydra.sweep.dir))
-        ok = sum(t["status"] in SUCCESS for t in result["trials"])
+        ok = sum(t["status"] in (*SUCCESS, "pruned") for t in result["trials"])  # exit 0
         outcome.report("sweep.json", {"succeeded": ok, "trials": len(result["trials"])})

@@ -14,6 +14,7 @@ from dlx.callbacks.fast_dev_run import FastDevRun
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.provenance import Provenance
+from dlx.callbacks.pruning import pruning_callback
 from dlx.callbacks.top_k import TopK
 from dlx.errors import UsageError
 
@@ -46,6 +47,7 @@ def default_callbacks(
         callbacks.append(EMAWeights(run, regs.ema))
     if regs.swa is not None:
         callbacks.append(SWAWeights(run, regs.swa))
+    callbacks += filter(None, [pruning_callback(run)])  # a trial of dlx's Optuna sweeper
     callbacks += user or []
     if t.save_top_k:
         callbacks.append(TopK(t.save_top_k, t.monitor, t.mode))

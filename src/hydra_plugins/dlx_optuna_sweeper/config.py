@@ -2,7 +2,8 @@
 ConfigStore as ``hydra/sweeper=dlx_optuna`` and ``hydra/sweeper/sampler=<name>``.
 
 The interface follows the published hydra-optuna-sweeper (``n_trials``, ``n_jobs``,
-``direction``, ``storage``, ``study_name``, ``params``, ``sampler``), on Optuna 4/5.
+``direction``, ``storage``, ``study_name``, ``params``, ``sampler``), on Optuna 4/5, plus
+``pruner`` (``hydra/sweeper/pruner=<name>``) and the heartbeat of shared studies.
 """
 
 # OmegaConf 2.3 reads typing.Optional/List/Dict in structured configs, not PEP 604 unions.
@@ -55,6 +56,63 @@ class QMCSamplerConfig(SamplerConfig):
     scramble: bool = True
 
 
+@dataclass
+class PrunerConfig:
+    """Optuna's pruners; the trial reports ``trainer.monitor`` at every epoch end (the step
+    is the epoch, 1-based), so warm-up and resource counts are in epochs."""
+
+    _target_: str = "optuna.pruners.NopPruner"
+
+
+@dataclass
+class MedianPrunerConfig(PrunerConfig):
+    """Stop a trial whose value is worse than the median of earlier trials at that epoch."""
+
+    _target_: str = "optuna.pruners.MedianPruner"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 0
+    interval_steps: int = 1
+    n_min_trials: int = 1
+
+
+@dataclass
+class PercentilePrunerConfig(MedianPrunerConfig):
+    """Stop a trial outside the best ``percentile`` percent of earlier trials at that epoch."""
+
+    _target_: str = "optuna.pruners.PercentilePruner"
+    percentile: float = 25.0
+
+
+@dataclass
+class SuccessiveHalvingPrunerConfig(PrunerConfig):
+    """Asynchronous successive halving (ASHA): rungs at ``min_resource * rf**k`` epochs."""
+
+    _target_: str = "optuna.pruners.SuccessiveHalvingPruner"
+    min_resource: Any = "auto"
+    reduction_factor: int = 4
+    min_early_stopping_rate: int = 0
+    bootstrap_count: int = 0
+
+
+@dataclass
+class HyperbandPrunerConfig(PrunerConfig):
+    """Hyperband: several successive-halving brackets over ``min_resource..max_resource``."""
+
+    _target_: str = "optuna.pruners.HyperbandPruner"
+    min_resource: int = 1
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+    bootstrap_count: int = 0
+
+
+PRUNERS: dict[str, type] = {
+    "none": PrunerConfig,
+    "median": MedianPrunerConfig,
+    "percentile": PercentilePrunerConfig,
+    "successive_halving": SuccessiveHalvingPrunerConfig,
+    "hyperband": HyperbandPrunerConfig,
+}
+
 SAMPLERS: dict[str, type] = {
     "random": RandomSamplerConfig,
     "tpe": TPESamplerConfig,
@@ -70,17 +128,30 @@ class DlxOptunaSweeperConf:
 
     _target_: str = "hydra_plugins.dlx_optuna_sweeper.sweeper.DlxOptunaSweeper"
     _recursive_: bool = False  # the sweeper builds the sampler (grid needs the search space)
-    defaults: List[Any] = field(default_factory=lambda: ["_self_", {"sampler": "tpe"}])
+    defaults: List[Any] = field(
+        default_factory=lambda: ["_self_", {"sampler": "tpe"}, {"pruner": "none"}]
+    )
     sampler: Any = None
-    #: maximize or minimize the objective the task returns (the best monitored val metric)
-    direction: str = "maximize"
-    #: an Optuna storage URL; null: sqlite:///<sweep dir>/optuna.db (a re-run resumes it)
+    #: hydra/sweeper/pruner=NAME (its keys under hydra.sweeper.pruner.), or the name alone
+    pruner: Any = None
+    #: maximize or minimize the objective (the best monitored val metric); null: follow
+    #: trainer.mode, else the metric (minimize */loss, maximize */acc)
+    direction: Optional[str] = None
+    #: an Optuna storage URL: sqlite:///…, postgresql://…, journal:///ABS/PATH/study.log;
+    #: null: sqlite:///<sweep dir>/optuna.db (a re-run resumes it)
     storage: Optional[str] = None
+    #: workers started with the same storage and study name share the study
     study_name: str = "dlx"
-    #: trials in all, counting those a previous run of the same sweep finished
+    #: trials in the study in all, counting every worker's and those a previous run finished
     n_trials: int = 20
     #: trials launched at once per batch (give the launcher as many workers)
     n_jobs: int = 1
+    #: seconds between a worker's heartbeats for its running trials
+    heartbeat_interval: int = 10
+    #: a running trial without a heartbeat for this long is failed (its worker died)
+    grace_period: int = 60
+    #: times a trial failed that way is run again (as a new trial, same params)
+    max_retry: int = 1
     #: search space: key -> Hydra sweep syntax (choice, range, interval, tag(log, ...))
     params: Optional[Dict[str, str]] = None
 
@@ -100,6 +171,14 @@ def register() -> None:
             name=name,
             node=node,
             package="hydra.sweeper.sampler",
+            provider="dlx_optuna_sweeper",
+        )
+    for name, node in PRUNERS.items():
+        cs.store(
+            group="hydra/sweeper/pruner",
+            name=name,
+            node=node,
+            package="hydra.sweeper.pruner",
             provider="dlx_optuna_sweeper",
         )
 
