@@ -37,62 +37,16 @@ commands:
 `dlx train --help` lists the config groups, their options and the whole config.
 """
 
-#: exit codes by final run status (SPEC)
-EXIT = {"completed": 0, "stopped_early": 0, "pruned": 0, "failed": 1, "diverged": 1}
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
-
-def exit_code(summary: dict) -> int:
-    if summary.get("status") == "interrupted":
-        return SIGNAL_EXIT.get(summary.get("signal", "SIGINT"), 130)
-    return EXIT.get(summary.get("status", "failed"), 1)
-
 
 def _print_error(command: str, message: str) -> None:
     print(f"dlx {command}: error: {message}", file=sys.stderr, flush=True)
 
 
-def _summary_error(summary: dict) -> None:
-    if summary.get("error") and summary.get("status") in ("failed", "diverged"):
-        print(f"{summary['status']}: {summary['error']}", file=sys.stderr, flush=True)
-
-
 # --- commands ---------------------------------------------------------------------------------
 def cmd_train(args: list[str]) -> int:
-    from dlx.hydra_errors import hydra_error_line
+    from dlx.launch import train
 
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
-    from hydra.core.global_hydra import GlobalHydra
-
-    from dlx import app
-    from dlx.outcome import Outcome, collecting
-
-    sys.argv = ["dlx", *args]
-    GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
-    with collecting() as folder:
-        try:
-            app.train()
-        except (UsageError, RunFailed):
-            raise
-        except KeyboardInterrupt:  # a sweep stopped by a signal, or a second Ctrl-C
-            print("interrupted", file=sys.stderr)
-            return SIGNAL_EXIT.get(Outcome.read(folder).signal or "SIGINT", 130)
-        except Exception as e:
-            line = hydra_error_line(e, args)
-            if line is None:
-                raise
-            raise UsageError(line) from None
-        result = Outcome.read(folder)
-    if result.sweep is not None:  # a sweep: 0 when a trial succeeded
-        if not result.sweep["succeeded"] and result.usage_errors:
-            raise UsageError(result.usage_errors[-1])  # every trial failed on bad usage
-        return 0 if result.sweep["succeeded"] else 1
-    if result.usage_errors:
-        raise UsageError(result.usage_errors[-1])
-    if result.run is None:  # --help, --cfg job, shell completion …
-        return 0
-    _summary_error(result.run)
-    return exit_code(result.run)
+    return train(args)
 
 
 def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
@@ -114,6 +68,7 @@ def cmd_resume(args: list[str]) -> int:
     """Continue RUN_DIR from ``checkpoints/last.pt``; a finished run is reported, not rerun."""
     import json
 
+    from dlx.launch import finished
     from dlx.rundirs import load_run_config
     from dlx.train import run
 
@@ -128,8 +83,7 @@ def cmd_resume(args: list[str]) -> int:
         print(f"dlx resume: {run_dir} already finished (status {status}); nothing to resume")
         return 0
     summary = run(load_run_config(run_dir), run_dir, resume=True)
-    _summary_error(summary)
-    return exit_code(summary)
+    return finished(summary)
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -305,6 +259,6 @@ def main(argv: list[str] | None = None) -> None:
         _print_error(command, str(e))
         code = e.exit_code
     except KeyboardInterrupt:  # a second Ctrl-C
-        code = SIGNAL_EXIT["SIGINT"]
+        code = 130  # SIGINT's
         print("interrupted", file=sys.stderr)
     sys.exit(code)

@@ -150,7 +150,7 @@ def _ms(v: tuple[float, float, int]) -> str:
 def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
     """Sweep, report, verdicts; written to ``OUT/verdicts.txt`` too. The sweep's exit code."""
     from dlx.checkpoint import atomic_write
-    from dlx.cli import cmd_train
+    from dlx.launch import train
     from dlx.report import run_report
 
     study = load(find(name, config_dirs))
@@ -159,7 +159,7 @@ def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
     out = Path(given[0]) if given else Path("outputs/studies") / f"{name}-{stamp}"
     extra = [o for o in extra if not o.startswith("hydra.sweep.dir=")]
     cd = [a for d in config_dirs for a in ("-cd", str(d))]
-    code = cmd_train([*cd, *sweep_args(study, extra, out)])
+    code = train([*cd, *sweep_args(study, extra, out)])
     target = study.target or {}
     report = run_report(
         out, list(study.grid), study.metrics or None, target.get("value"), target.get("metric")
