@@ -114,6 +114,14 @@ class Writer:
             raise RunFailed(f"checkpoint not written: {_first_line(error)}") from error
 
 
+def copy(src: Path, dst: Path) -> None:
+    """``dst`` becomes a copy of ``src``, atomically (as ``atomic_write``)."""
+    import shutil
+
+    with open(src, "rb") as f:
+        atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+
+
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write a JSON file atomically (summary.json, sweep.json)."""
     text = json.dumps(data, indent=2, default=str) + "\n"

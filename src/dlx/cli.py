@@ -250,6 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         argv = ["train", *argv]
         _drop_train_from_comp_line()
     command, args = argv[0], argv[1:]
+    import gc
+
+    gc.disable()  # no full collections over the imports and set-up; training re-enables it
     if command not in COMMANDS:
         _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
         sys.exit(2)

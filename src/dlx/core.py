@@ -8,6 +8,7 @@ log figures, end of epoch, save, test); the loop itself is ``dlx.train.fit``.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -246,10 +247,13 @@ class Run:
             sums = {k: v.to(sums[k].dtype) for k, v in zip(sums, flat.cpu(), strict=True)}
         return sums
 
-    def save(self, name: str, weights: dict[str, Tensor] | None = None) -> None:
+    def save(
+        self, name: str, weights: dict[str, Tensor] | None = None, copy_to: str | None = None
+    ) -> None:
         """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes,
         in the background). ``weights`` replace the model's own in the file (an EMA's
-        ``best.pt``)."""
+        ``best.pt``); ``copy_to`` also writes the same file under that name (a copy: ``best.pt``
+        and ``last.pt`` of the same moment are serialised once)."""
         self.sync()
         summed = self.epoch_sums()
         if not self.ctx.main:
@@ -258,11 +262,17 @@ class Run:
         ck = snapshot(self.parts(), self.state, summed, self.config)
         if weights is not None:
             ck["model"] = weights
-        self.writer.submit(self.run_dir / "checkpoints" / name, ck)
-        if self.callbacks.wants("on_save") or test_kill_due(name, self.state.step):
+        folder = self.run_dir / "checkpoints"
+        self.writer.submit(folder / name, ck)
+        names = [name]
+        if copy_to is not None:
+            self.writer.call(lambda: checkpoint.copy(folder / name, folder / copy_to))
+            names.append(copy_to)
+        if self.callbacks.wants("on_save") or any(test_kill_due(n, self.state.step) for n in names):
             self.writer.wait()  # the file is there for them
-        self.callbacks.on_save(self, name)
-        if name == "last.pt":
+        for n in names:
+            self.callbacks.on_save(self, n)
+        if "last.pt" in names:
             maybe_test_kill(self.state.step)
 
 
@@ -364,6 +374,8 @@ def build_run(
     if ctx.main:
         purge = run.state.step + 1 if run.resumed else None
         run.board = TensorBoard(run_dir, purge_step=purge)
+    gc.freeze()  # what set-up made lives as long as the run: collections skip it from here
+    gc.enable()
     return run
 
 

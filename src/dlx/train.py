@@ -11,6 +11,7 @@ progress bar, checkpoints, early stopping, the profiler, a user's own features) 
 
 from __future__ import annotations
 
+import gc
 import time
 import traceback
 from contextlib import ExitStack
@@ -112,6 +113,7 @@ def run(
             r = build_run(cfg, trainer, ctx, device, run_dir, batch, resume, quiet)
             stack.callback(r.callbacks.close, r, summary)
             stack.callback(r.writer.wait)  # checkpoints on disk before anything closes
+            stack.callback(gc.unfreeze)  # set-up's objects collectable again (in-process sweeps)
             stack.enter_context(r.signals)
             status, error, signal = fit_and_test(r), None, None
         except BaseException as e:

@@ -28,11 +28,13 @@ class Checkpointing(Callback):
             run.save("last.pt")
 
     def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None:
-        if run.state.best_epoch == run.state.epoch:
-            evaluated = run.eval_model
-            weights = None if evaluated is run.compiled else evaluated.state_dict()
-            run.save("best.pt", weights)  # the weights validation measured
-        run.save("last.pt")
+        if run.state.best_epoch != run.state.epoch:
+            run.save("last.pt")
+        elif run.eval_model is run.compiled:  # best and last are the same moment: one write
+            run.save("best.pt", copy_to="last.pt")
+        else:  # best.pt holds the weights validation measured (an EMA's)
+            run.save("best.pt", run.eval_model.state_dict())
+            run.save("last.pt")
 
     def on_interrupt(self, run: Run) -> None:
         run.save("last.pt")  # mid-epoch state: a resume redoes nothing and skips nothing
