@@ -27,8 +27,8 @@ HERE = Path(__file__).resolve().parent
 
 #: case -> (dlx overrides, script arguments, small and large epoch counts, repeats)
 CASES: dict[str, tuple[list[str], list[str], int, int, int]] = {
-    "default": ([], [], 2, 12, 4),
-    "batch256": (["data.batch_size=256"], ["--batch-size", "256"], 2, 12, 4),
+    "default": ([], [], 2, 22, 6),
+    "batch256": (["data.batch_size=256"], ["--batch-size", "256"], 2, 32, 6),
     "resnet": (["model=resnet"], ["--model", "resnet"], 1, 4, 3),
 }
 
