@@ -152,8 +152,11 @@ def test_state_keeps_the_best_epochs_metrics_by_mode():
     for epoch, loss in enumerate([0.5, 0.3, 0.4]):
         s.end_epoch(epoch, {"val/loss": loss}, loss, "min")
     assert (s.best_epoch, s.best, s.best_metrics, s.metrics) == (
-        2, 0.3, {"val/loss": 0.3}, {"val/loss": 0.4},
-    )  # fmt: skip
+        2,
+        0.3,
+        {"val/loss": 0.3},
+        {"val/loss": 0.4},
+    )
 
 
 # --- the progress bar ---------------------------------------------------------------------------
@@ -168,9 +171,11 @@ def test_the_progress_bar_moves_every_step_between_log_steps(monkeypatch):
     monkeypatch.setattr(progress, "REDRAW_S", 0.0)
     bar = Progress(console=Console(file=io.StringIO(), force_terminal=True))
     run = SimpleNamespace(
-        progress=bar, trainer=SimpleNamespace(max_epochs=1), steps_per_epoch=50,
+        progress=bar,
+        trainer=SimpleNamespace(max_epochs=1),
+        steps_per_epoch=50,
         state=SimpleNamespace(batch=0),
-    )  # fmt: skip
+    )
     cb = progress.ProgressBar()
     cb.on_epoch_start(run, 0)
     for step in range(1, 8):  # no log step among them
@@ -197,10 +202,15 @@ def _global_bn_rank(rank: int, world: int, port: int, out: str) -> None:
     (y * torch.arange(y.numel()).view_as(y)).sum().backward()
     dist.all_reduce(bn[0].weight.grad)
     torch.save(
-        {"y": y.detach(), "gx": part.grad, "gw": bn[0].weight.grad, "rm": bn[0].running_mean,
-         "rv": bn[0].running_var},
+        {
+            "y": y.detach(),
+            "gx": part.grad,
+            "gw": bn[0].weight.grad,
+            "rm": bn[0].running_mean,
+            "rv": bn[0].running_var,
+        },
         f"{out}/{rank}.pt",
-    )  # fmt: skip
+    )
     dist.destroy_process_group()
 
 
@@ -230,12 +240,18 @@ def test_global_batch_norm_on_two_ranks_equals_batch_norm_on_the_whole_batch(tmp
 
 def test_a_ddp_step_of_a_batch_norm_net_equals_the_single_process_step(tmp_path):
     """ResNet-20 (batch norm everywhere) on two gloo ranks: the same figures as one process."""
-    run = [*QUICK, "model=resnet", "data.image_size=8", "trainer.deterministic=true",
-           "trainer.progress=false"]  # fmt: skip
+    run = [
+        *QUICK,
+        "model=resnet",
+        "data.image_size=8",
+        "trainer.deterministic=true",
+        "trainer.progress=false",
+    ]
     summaries = []
     for devices in (1, 2):
-        r = run_dlx("train", *run, f"trainer.devices={devices}", f"hydra.run.dir=d{devices}",
-                    cwd=tmp_path)  # fmt: skip
+        r = run_dlx(
+            "train", *run, f"trainer.devices={devices}", f"hydra.run.dir=d{devices}", cwd=tmp_path
+        )
         assert r.returncode == 0, r.stderr[-2000:]
         summaries.append(read_summary(tmp_path / f"d{devices}"))
     one, two = summaries
@@ -246,8 +262,14 @@ def test_a_ddp_step_of_a_batch_norm_net_equals_the_single_process_step(tmp_path)
 
 # --- dlx summary --------------------------------------------------------------------------------
 def test_summary_takes_an_imagenet_shape_without_a_dataset(dlx):
-    r = dlx("summary", "model=resnet", "model.arch=resnet18", "data.image_size=224",
-            "data.channels=3", "data.num_classes=1000")  # fmt: skip
+    r = dlx(
+        "summary",
+        "model=resnet",
+        "model.arch=resnet18",
+        "data.image_size=224",
+        "data.channels=3",
+        "data.num_classes=1000",
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "Total params: 11,689,512"  # torchvision's
 
@@ -325,3 +347,25 @@ def test_dlx_help_imports_nothing_heavy():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_stop_request_is_checkpointed_so_a_resume_goes_straight_to_the_test(tmp_path):
+    """Early stopping fires, the process dies before the test: the resume tests, trains no more."""
+    run = [
+        "train",
+        *QUICK,
+        "trainer.max_epochs=6",
+        "trainer.progress=false",
+        "optim.lr=0",
+        "regularization=[early_stopping]",
+        "regularization.early_stopping.patience=2",
+        "hydra.run.dir=run",
+    ]
+    r = run_dlx(*run, cwd=tmp_path, env={"DLX_TEST_KILL_AT_STEP": "9"})  # last.pt of epoch 3
+    assert r.returncode == -9, r.stderr
+    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    assert ck["state"]["stop"][0] == "stopped_early" and ck["state"]["epoch"] == 3
+    r = run_dlx("resume", str(tmp_path / "run"), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    s = read_summary(tmp_path / "run")
+    assert s["status"] == "stopped_early" and s["epochs"] == 3 and "test/acc" in s["metrics"]

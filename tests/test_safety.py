@@ -383,3 +383,17 @@ def test_background_checkpoints_are_snapshots_and_a_failed_write_keeps_the_previ
         w.wait()
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(1000))
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+def test_a_failed_write_fails_the_next_checkpoint_not_the_end_of_the_run(tmp_path, monkeypatch):
+    w = checkpoint.Writer()
+
+    def full_disk() -> None:
+        raise OSError(28, "No space left on device")
+
+    w.call(full_disk)
+    w._jobs.join()  # the job has run (and failed) on the writer's thread
+    with pytest.raises(RunFailed, match="No space left"):
+        w.submit(tmp_path / "last.pt", {"model": {}})  # the next checkpoint says so at once
+    w.close()
+    assert w._thread is None  # the thread is gone, not parked forever

@@ -90,7 +90,10 @@ class Writer:
         self.call(lambda: save(path, copy))
 
     def call(self, job: Any) -> None:
-        """Run ``job()`` on the writer's thread, after the jobs before it."""
+        """Run ``job()`` on the writer's thread, after the jobs before it. A write that failed
+        fails this call (the run stops at its next checkpoint, not at its end)."""
+        if self._error is not None:
+            self.wait()
         if self._thread is None:
             self._thread = threading.Thread(target=self._work, daemon=True, name="dlx-writer")
             self._thread.start()
@@ -99,6 +102,9 @@ class Writer:
     def _work(self) -> None:
         while True:
             job = self._jobs.get()
+            if job is None:  # close()
+                self._jobs.task_done()
+                return
             try:
                 if self._error is None:  # after a failure nothing more is written
                     job()
@@ -106,6 +112,14 @@ class Writer:
                 self._error = e
             finally:
                 self._jobs.task_done()
+
+    def close(self) -> None:
+        """Wait for every write, then end the thread (raises a write's error)."""
+        if self._thread is not None:
+            self._jobs.put(None)
+            self._thread.join()
+            self._thread = None
+        self.wait()
 
     def wait(self) -> None:
         self._jobs.join()

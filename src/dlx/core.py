@@ -41,19 +41,12 @@ from dlx.optim import build_optimizer
 from dlx.optstats import read
 from dlx.perf import Throughput
 from dlx.regularize import Regularization
+from dlx.resume import resume_run
 from dlx.schedules import Schedule, build_schedule
 from dlx.signals import StopSignals
-from dlx.state import State, maybe_test_kill, restore, snapshot, test_kill_due
+from dlx.state import State, StopRequest, maybe_test_kill, snapshot, test_kill_due
 from dlx.steps import STEPS, PlainStep, StepResult
 from dlx.syncbn import has_batchnorm, sync_batchnorm
-
-
-@dataclass
-class StopRequest:
-    """A callback's request to end training after this epoch (``Run.request_stop``)."""
-
-    status: str  # stopped_early, pruned
-    reason: str
 
 
 @dataclass
@@ -91,6 +84,7 @@ class Run:
     resumed: bool = False
     stop_request: StopRequest | None = None
     tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
+    epoch_lr: float = 0.0  # the lr of the epoch just finished (before an epoch-wise schedule)
     speed: Throughput = field(default_factory=Throughput)
     writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
     config: dict[str, Any] = field(default_factory=dict)  # cfg resolved, as checkpoints keep it
@@ -106,9 +100,17 @@ class Run:
         return sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
     def request_stop(self, status: str, reason: str) -> None:
-        """End training after this epoch (the first request wins)."""
+        """End training after this epoch (the first request wins; checkpoints keep it)."""
         if self.stop_request is None:
             self.stop_request = StopRequest(status, reason)
+            self.state.stop = [status, reason]
+
+    def agree_on_stop(self) -> None:
+        """Under DDP, every rank takes rank 0's stop request (callbacks that run on rank 0
+        alone may make one): one broadcast per epoch."""
+        agreed = distributed.rank0_object(self.ctx, self.stop_request)
+        if agreed is not None and self.stop_request is None:
+            self.request_stop(agreed.status, agreed.reason)
 
     # --- the loop's vocabulary ---------------------------------------------------------------
     def start_epoch(self) -> None:
@@ -181,6 +183,7 @@ class Run:
         metrics = distributed.from_rank0(self.ctx, metrics, self.device)
         monitored = metric(metrics, self.trainer.monitor, "trainer.monitor")
         self.state.end_epoch(epoch, metrics, monitored, self.trainer.mode)
+        self.epoch_lr = self.optimizer.param_groups[0]["lr"]  # the lr this epoch ended with
         self.schedule.step_epoch(monitored)
         return metrics
 
@@ -370,28 +373,10 @@ def build_run(
     user = [user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
     callbacks = default_callbacks(run, user, quiet=quiet)
     run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
-    _resume(run, resume)
-    if ctx.main:
-        purge = run.state.step + 1 if run.resumed else None
+    resume_run(run, resume)
+    if ctx.main:  # a resume drops events past its checkpoint (all of them: none was written)
+        purge = run.state.step + 1 if run.resumed else (1 if resume else None)
         run.board = TensorBoard(run_dir, purge_step=purge)
     gc.freeze()  # what set-up made lives as long as the run: collections skip it from here
     gc.enable()
     return run
-
-
-def _resume(run: Run, resume: bool) -> None:
-    """Load ``last.pt`` into every part. Every rank loads rank 0's file; rank 0 carries the
-    ranks' summed in-epoch meter and its own random streams, the others restart theirs (not
-    bit-exact under DDP)."""
-    last = run.run_dir / "checkpoints" / "last.pt"
-    run.resumed = resume and last.exists()
-    if run.resumed:
-        parts = run.parts()
-        if not run.ctx.main:
-            parts.pop("augment")
-        run.state = restore(checkpoint.load(last), parts, run.meter)
-        if not run.ctx.main:
-            run.meter.reset()
-    if run.ctx.enabled and not run.ctx.main:  # different dropout etc. per rank, reproducibly
-        torch.manual_seed(run.trainer.seed + 1_000_003 * run.ctx.rank + run.state.step)
-    run.meter.last_finite, run.meter.skipped = run.state.last_finite_loss, run.state.skipped

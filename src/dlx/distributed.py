@@ -23,6 +23,7 @@ import sys
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -219,6 +220,15 @@ def from_rank0(ctx: Dist, values: dict[str, float], device: torch.device) -> dic
     t = torch.tensor(list(values.values()), dtype=torch.float64, device=device)
     dist.broadcast(t, src=0)
     return dict(zip(values, t.tolist(), strict=True))
+
+
+def rank0_object(ctx: Dist, obj: Any) -> Any:
+    """Rank 0's ``obj`` (any picklable value) on every rank; ``obj`` itself in one process."""
+    if not ctx.enabled:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
 
 
 def wrap(model: torch.nn.Module, ctx: Dist, device: torch.device) -> torch.nn.Module:

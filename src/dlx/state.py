@@ -18,6 +18,14 @@ if TYPE_CHECKING:
 
 
 @dataclass
+class StopRequest:
+    """A callback's request to end training after this epoch (``Run.request_stop``)."""
+
+    status: str  # stopped_early, pruned
+    reason: str
+
+
+@dataclass
 class State:
     """Counters and best-so-far that a checkpoint carries."""
 
@@ -30,6 +38,7 @@ class State:
     last_finite_loss: float | None = None
     metrics: dict[str, float] = field(default_factory=dict)  # the last finished epoch's
     best_metrics: dict[str, float] = field(default_factory=dict)  # those of epoch best_epoch
+    stop: list[str] | None = None  # [status, reason] of a stop request: a resume honours it
 
     def end_epoch(self, epoch: int, metrics: dict[str, float], value: float, mode: str) -> bool:
         """Epoch ``epoch`` (0-based) finished with ``metrics``, ``value`` being the monitored

@@ -30,17 +30,18 @@ class GlobalBatchNorm(_BatchNorm):
             return super().forward(x)
         c = x.shape[1]
         dims = [0, *range(2, x.dim())]
-        count = torch.full((1,), x.numel() // c, dtype=x.dtype, device=x.device)
-        stats = all_reduce(torch.cat([x.sum(dims), (x * x).sum(dims), count]))
+        xf = x.float()  # statistics in float32, as nn.BatchNorm under autocast
+        count = torch.full((1,), x.numel() // c, dtype=torch.float32, device=x.device)
+        stats = all_reduce(torch.cat([xf.sum(dims), (xf * xf).sum(dims), count]))
         n = stats[-1]
         mean = stats[:c] / n
         var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)
         self._update_running(mean.detach(), var.detach(), n.detach())
         shape = (1, c) + (1,) * (x.dim() - 2)
-        y = (x - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
+        y = (xf - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:
             y = y * self.weight.view(shape) + self.bias.view(shape)
-        return y
+        return y.to(x.dtype)
 
     @torch.no_grad()
     def _update_running(self, mean: Tensor, var: Tensor, n: Tensor) -> None:

@@ -55,6 +55,7 @@ def fit(run: Run) -> None:
             run.signals.check(sync_point=log)
         metrics = run.end_epoch(epoch)
         hooks.on_epoch_end(run, metrics)
+        run.agree_on_stop()
     hooks.on_fit_end(run)
 
 
@@ -111,8 +112,8 @@ def run(
             if ctx.enabled and device.type == "cuda":
                 device = torch.device("cuda", ctx.local_rank)
             r = build_run(cfg, trainer, ctx, device, run_dir, batch, resume, quiet)
-            stack.callback(r.callbacks.close, r, summary)
-            stack.callback(r.writer.wait)  # checkpoints on disk before anything closes
+            stack.callback(_quietly, r.callbacks.close, r, summary)
+            stack.callback(_quietly, r.writer.close)  # files on disk before anything closes
             stack.callback(gc.unfreeze)  # set-up's objects collectable again (in-process sweeps)
             stack.enter_context(r.signals)
             status, error, signal = fit_and_test(r), None, None
@@ -183,3 +184,12 @@ def _summary(
         out["devices"] = ctx.world
     out["run_dir"] = str(run_dir)
     return out
+
+
+def _quietly(close: Any, *args: Any) -> None:
+    """Run a closing step; a failure there is said on one line, never replacing the run's own
+    outcome (summary.json is written by then)."""
+    try:
+        close(*args)
+    except Exception as e:
+        stderr_line(f"while closing the run: {type(e).__name__}: {str(e).splitlines()[0]}")

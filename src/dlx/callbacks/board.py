@@ -44,5 +44,7 @@ class TensorBoardLogger(Callback):
         run.board.scalars(metrics, run.state.step)
 
     def close(self, run: Run, summary: dict[str, Any]) -> None:
-        run.board.hparams_end(summary["status"])
-        run.board.close()
+        try:
+            run.board.hparams_end(summary["status"])
+        finally:
+            run.board.close()

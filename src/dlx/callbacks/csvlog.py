@@ -54,7 +54,7 @@ class MetricsCSV(Callback):
         elapsed = self.before + time.monotonic() - self.started
         row = {"epoch": run.state.epoch, "step": run.state.step, "time_s": round(elapsed, 3)}
         row.update(metrics)
-        row["opt/lr"] = run.optimizer.param_groups[0]["lr"]
+        row["opt/lr"] = run.epoch_lr  # the epoch's own, before an epoch-wise schedule moves it
         self.rows.append(row)
         self._write(run, run.run_dir / FILE)
 
