@@ -195,10 +195,12 @@ def test_the_swept_keys_are_the_first_columns_and_ticked(tensorboard):
         browser = Chromium(exe, tensorboard + "/#hparams", profile)
         try:
             deadline = time.monotonic() + 60
-            boxes = []
-            while len(boxes) < len(SHOWN) and time.monotonic() < deadline:
+            boxes, before = [], None
+            # until the page has drawn the columns and stopped changing (a loaded machine
+            # renders them in several passes)
+            while (len(boxes) < len(SHOWN) or boxes != before) and time.monotonic() < deadline:
                 time.sleep(0.5)
-                boxes = browser.evaluate(CHECKBOXES) or []
+                before, boxes = boxes, browser.evaluate(CHECKBOXES) or []
         finally:
             browser.close()
     names = [name for name, _ in boxes]
