@@ -34,8 +34,22 @@ class RunRecord:
     status: str
     summary: dict[str, Any]
     rows: list[dict[str, float]]  # metrics.csv
-    monitor: str
-    mode: str
+    config: dict[str, Any]  # .hydra/config.yaml, read once
+
+    def setting(self, key: str) -> str:
+        """The config's value at dotted ``key`` as text ("" where the run has none)."""
+        node: Any = self.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return "" if node is None else str(node)
+
+    @property
+    def monitor(self) -> str:
+        return self.setting("trainer.monitor") or "val/acc"
+
+    @property
+    def mode(self) -> str:
+        return resolve_mode(self.monitor, self.setting("trainer.mode") or "auto")
 
     def value(self, metric: str) -> float | None:
         """The run's figure: its summary's (best epoch), else its last finished epoch's."""
@@ -100,35 +114,23 @@ def load_runs(root: Path) -> list[RunRecord]:
     records = []
     for d in find_runs(root):
         info = read_run(d)
-        cfg = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
-        trainer = cfg.get("trainer") or {}
-        monitor = trainer.get("monitor", "val/acc")
+        config = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
         rows = [{k: float(v) for k, v in r.items() if v != ""} for r in read_rows(d / FILE)]
         overrides = dict(o.split("=", 1) if "=" in o else (o, "") for o in info["overrides"])
-        records.append(
-            RunRecord(
-                d,
-                overrides,
-                info["status"],
-                info,
-                rows,
-                monitor,
-                resolve_mode(monitor, trainer.get("mode", "auto")),
-            )
-        )
+        records.append(RunRecord(d, overrides, info["status"], info, rows, config))
     return records
 
 
 def group_runs(runs: list[RunRecord], by: Sequence[str] | None = None) -> list[Group]:
     """Groups in order of first appearance, keyed by ``by`` or by every varied override."""
     if by:
-        missing = [k for k in by if not any(k in r.overrides or _cfg_has(r, k) for r in runs)]
+        missing = [k for k in by if not any(k in r.overrides or r.setting(k) for r in runs)]
         if missing:
             raise UsageError(f"--by {missing[0]}: no run has it; use an override key")
     groups: dict[tuple[tuple[str, str], ...], Group] = {}
     for r in runs:
         keys = by or [k for k in r.overrides if not k.startswith(IGNORED)]
-        key = tuple((k, r.overrides[k] if k in r.overrides else _cfg_value(r, k)) for k in keys)
+        key = tuple((k, r.overrides[k] if k in r.overrides else r.setting(k)) for k in keys)
         groups.setdefault(key, Group(dict(key))).runs.append(r)
     out = list(groups.values())
     keys = list(dict.fromkeys(k for g in out for k in g.key))
@@ -146,19 +148,6 @@ def common_overrides(groups: list[Group]) -> dict[str, str]:
         for k, v in first.items()
         if k not in groups[0].shown and all(g.key.get(k) == v for g in groups)
     }
-
-
-def _cfg_value(r: RunRecord, key: str) -> str:
-    import yaml
-
-    node: Any = yaml.safe_load((r.dir / ".hydra" / "config.yaml").read_text())
-    for part in key.split("."):
-        node = node.get(part) if isinstance(node, dict) else None
-    return "" if node is None else str(node)
-
-
-def _cfg_has(r: RunRecord, key: str) -> bool:
-    return _cfg_value(r, key) != ""
 
 
 def default_metrics(runs: list[RunRecord]) -> list[str]:
