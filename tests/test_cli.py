@@ -22,7 +22,20 @@ def test_help_lists_commands_without_importing_torch():
         "print('torch imported:', 'torch' in sys.modules, 'tensorboard' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
-    for command in ("train", "resume", "eval", "runs", "summary", "tb"):
+    commands = (
+        "train",
+        "resume",
+        "eval",
+        "runs",
+        "summary",
+        "tb",
+        "report",
+        "study",
+        "diff",
+        "export",
+        "lr-find",
+    )
+    for command in commands:
         assert f"  {command} " in out
     assert "torch imported: False False" in out
 
