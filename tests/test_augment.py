@@ -325,7 +325,7 @@ def test_label_smoothing_composes_with_soft_targets():
     target = 0.9 * soft + 0.1 / K
     expected = -(target * out.log_softmax(-1)).sum(1).mean()
     torch.testing.assert_close(obj.loss(out, soft), expected)
-    assert obj.correct(out, soft) == (out.argmax(-1) == y).sum()
+    assert obj.stats(out, soft).item() == (out.argmax(-1) == y).sum()
 
 
 # --- test-time augmentation, the DataLoader path, bad config -------------------------------------

@@ -19,6 +19,7 @@ from dlx import checkpoint, cli
 from dlx.errors import RunFailed
 from dlx.meter import MAX_HELD, MAX_HELD_BYTES, MAX_PENDING, TrainMeter, epoch_metrics
 from dlx.nonfinite import Diverged, masked_step, zero_nonfinite_grads
+from dlx.objective import Objective
 
 QUIET = [*QUICK, "trainer.progress=false"]
 
@@ -136,7 +137,7 @@ def test_divergence_stops_with_step_and_last_finite_loss_and_keeps_best(dlx):
 
 
 def _hits(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return pred == target
+    return (pred == target).sum(dtype=torch.float32).reshape(1)  # an objective's stats
 
 
 def _record(meter: TrainMeter, step: int, loss: float, pred: list[int], target: list[int]):
@@ -161,7 +162,11 @@ def test_meter_skips_bad_steps_in_the_sums_and_counts_them():
     _record(meter, 1, 1.0, [1, 2, 3], [1, 2, 0])  # 2 of 3 right
     _record(meter, 2, math.nan, [5, 5], [5, 5])  # skipped: counts for nothing
     _record(meter, 3, 0.5, [4], [4])
-    assert epoch_metrics(meter.state_dict()) == {"train/loss": 3.5 / 4, "train/acc": 3 / 4}
+    summarise = Objective(None).summarise  # type: ignore[arg-type]
+    assert epoch_metrics(meter.state_dict(), summarise) == {
+        "train/loss": 3.5 / 4,
+        "train/acc": 3 / 4,
+    }
     assert (meter.last_finite, meter.skipped) == (0.5, 3)
 
 
@@ -176,7 +181,7 @@ def test_meter_sums_do_not_depend_on_where_the_syncs_fall():
                 meter.sync()
         sums.append(meter.state_dict())
     assert all(s == sums[0] for s in sums[1:])  # bit for bit, hence exact resume
-    assert int(sums[0]["correct"]) == 16 and int(sums[0]["seen"]) == 50
+    assert int(sums[0]["stats"][0]) == 16 and int(sums[0]["seen"]) == 50
 
 
 def test_meter_asks_for_a_sync_and_counts_early_when_too_much_is_waiting():
@@ -184,11 +189,11 @@ def test_meter_asks_for_a_sync_and_counts_early_when_too_much_is_waiting():
     due = [_record(meter, s, 1.0, [0], [0]) for s in range(1, MAX_PENDING + 1)]
     assert due == [False] * (MAX_PENDING - 1) + [True]
     meter.sync()  # losses read; the outputs wait to be counted
-    assert len(meter.held) == MAX_PENDING and int(meter.correct) == 0
+    assert len(meter.held) == MAX_PENDING and int(meter.sums[0]) == 0
     for s in range(MAX_PENDING + 1, MAX_HELD + 1):
         _record(meter, s, 1.0, [0], [0])
     meter.sync()  # MAX_HELD steps' outputs held: counted now
-    assert meter.held == [] and int(meter.correct) == MAX_HELD
+    assert meter.held == [] and int(meter.sums[0]) == MAX_HELD
 
     big = torch.zeros(MAX_HELD_BYTES // 4 // 6 + 1)  # outputs and targets: a third, and more
     loss = torch.tensor(1.0)
@@ -329,7 +334,7 @@ def test_meter_copies_outputs_that_the_model_will_overwrite():
         loss = torch.tensor(0.5)
         meter.record(1, loss, loss, out, out.clone(), 2)
         out.fill_(7)  # the next replay writes over the same memory
-        assert int(meter.state_dict()["correct"]) == expected
+        assert int(meter.state_dict()["stats"][0]) == expected
 
 
 @pytest.mark.parametrize("optim", ["adam", "sgd_momentum"])

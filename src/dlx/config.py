@@ -15,9 +15,6 @@ from dlx.registry import check
 #: the config's top-level keys: one per group
 ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "trainer")
 
-#: what each epoch measures: what trainer.monitor and early stopping may watch
-EPOCH_METRICS = ("train/loss", "train/acc", "val/loss", "val/acc")
-
 
 def check_root(cfg: DictConfig) -> None:
     """Unknown top-level keys (``+foo=1``) are a usage error, not silently ignored."""

@@ -24,7 +24,7 @@ from dlx import checkpoint, distributed
 from dlx.augment import Augmenter, split_augment
 from dlx.callbacks.builtin import default_callbacks, user_callback
 from dlx.callbacks.hooks import CallbackList
-from dlx.config import EPOCH_METRICS, TrainerConfig
+from dlx.config import TrainerConfig
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
 from dlx.data.overfit import OverfitData
@@ -36,7 +36,8 @@ from dlx.inputs import Inputs
 from dlx.log import NullBoard, Progress, TensorBoard
 from dlx.meter import TrainMeter, epoch_metrics
 from dlx.models import build_model
-from dlx.objective import Objective
+from dlx.monitor import resolve_mode
+from dlx.objective import Objective, build_objective, task_of
 from dlx.optim import build_optimizer
 from dlx.optstats import read
 from dlx.perf import Throughput
@@ -175,10 +176,10 @@ class Run:
         """Close the epoch: train figures, validation, rank 0's figures on every rank, the
         counters and best-so-far, the epoch-wise schedule. Returns the epoch's metrics."""
         self.sync()
-        self.meter.count_correct()  # train work: inside the timed window
+        self.meter.count_stats()  # train work: inside the timed window
         self.speed.stop((self.state.batch - self._first_batch) * self.batch_size)
         self.signals.check()
-        metrics = epoch_metrics(self.epoch_sums())
+        metrics = epoch_metrics(self.epoch_sums(), self.objective.summarise)
         metrics.update(self.validate())
         metrics = distributed.from_rank0(self.ctx, metrics, self.device)
         monitored = metric(metrics, self.trainer.monitor, "trainer.monitor")
@@ -245,9 +246,10 @@ class Run:
         """The in-epoch sums of all ranks (a collective)."""
         sums = self.meter.state_dict()
         if self.ctx.enabled:
-            flat = torch.stack([v.double() for v in sums.values()]).to(self.device)
+            flat = torch.cat([v.double().reshape(-1) for v in sums.values()]).to(self.device)
             distributed.all_sum(self.ctx, flat)
-            sums = {k: v.to(sums[k].dtype) for k, v in zip(sums, flat.cpu(), strict=True)}
+            parts = flat.cpu().split([v.numel() for v in sums.values()])
+            sums = {k: p.reshape(sums[k].shape).to(sums[k].dtype) for k, p in zip(sums, parts)}
         return sums
 
     def save(
@@ -334,8 +336,12 @@ def build_run(
     )
     if per_sample:
         data.train_transform = sample_transform  # type: ignore[attr-defined]
-    objective = Objective(info, regs.label_smoothing)
-    known = dict.fromkeys(EPOCH_METRICS, 0.0)  # monitor typos fail before training
+    task = task_of(model, info)
+    objective = build_objective(info, task, label_smoothing=regs.label_smoothing)
+    known = dict.fromkeys(objective.metric_names(), 0.0)  # monitor typos fail before training
+    if trainer.monitor == TrainerConfig.monitor and trainer.monitor not in known:
+        trainer.monitor = objective.monitor  # the default follows the task (val/mse, val/ppl)
+        trainer.mode = resolve_mode(trainer.monitor, cfg.trainer.get("mode", "auto"))
     metric(known, trainer.monitor, "trainer.monitor")
     if regs.early_stopping is not None:
         metric(known, regs.early_stopping.cfg.monitor, "regularization.early_stopping.monitor")
@@ -359,8 +365,8 @@ def build_run(
         augment=augment,
         inputs=Inputs(info, device, trainer.channels_last),
         objective=objective,
-        eval_objective=Objective(info),
-        meter=TrainMeter(device, objective.hits, skip, copy_outputs=cuda_graphs),
+        eval_objective=build_objective(info, task),
+        meter=TrainMeter(device, objective.stats, objective.width, skip, copy_outputs=cuda_graphs),
         autocast=autocast_for(device, trainer.precision),
         steps_per_epoch=steps,
         batch_size=batch_size * trainer.accumulate_grad_batches,

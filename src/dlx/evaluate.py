@@ -1,4 +1,4 @@
-"""Evaluation: a model's mean loss and accuracy on a split, and ``dlx eval`` of a finished run."""
+"""Evaluation: a model's metrics on a split (its objective's), and ``dlx eval`` of a run."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from torch import nn
 from dlx.augment.tta import tta_forward
 from dlx.data.base import DataModule
 from dlx.inputs import Inputs
-from dlx.objective import Objective
+from dlx.objective import Objective, build_objective, task_of
 
 
 @torch.inference_mode()
@@ -29,13 +29,14 @@ def evaluate(
     check_stop: Callable[[], None] | None = None,
     batch_size: int | None = None,
 ) -> dict[str, float]:
-    """Mean loss and accuracy of ``model`` on ``split`` (never augmented; ``tta`` opt-in), in
-    batches of ``batch_size`` (default the data's); ``check_stop`` is called after each batch
-    (it raises to stop, e.g. on Ctrl-C). ``limit`` counts batches of the data's own size."""
+    """The objective's metrics (mean loss, accuracy, …) of ``model`` on ``split`` (never
+    augmented; ``tta`` opt-in), in batches of ``batch_size`` (default the data's);
+    ``check_stop`` is called after each batch (it raises to stop, e.g. on Ctrl-C).
+    ``limit`` counts batches of the data's own size."""
     model.eval()
     device = inputs.mean.device
     loss_sum = torch.zeros((), device=device)
-    correct = torch.zeros((), device=device, dtype=torch.long)
+    stats = torch.zeros(objective.width, device=device)
     n = 0
     if limit is not None:  # limit_val_batches counts batches of data.batch_size
         batch_size = None
@@ -46,12 +47,12 @@ def evaluate(
         with autocast():
             out = tta_forward(model, x, tta)
         loss_sum += objective.loss(out, y) * len(y)
-        correct += objective.correct(out, y)
+        stats += objective.stats(out, y)
         n += len(y)
         if check_stop is not None:
             check_stop()
-    n = max(n, 1)
-    return {f"{split}/loss": loss_sum.item() / n, f"{split}/acc": correct.item() / n}
+    sums = torch.cat([loss_sum.reshape(1), stats]).tolist()  # one host transfer
+    return objective.summarise(split, sums[0] / max(n, 1), sums[1:], n)
 
 
 def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
@@ -77,7 +78,7 @@ def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, f
             f"({str(e).splitlines()[0]})"
         ) from None
     inputs = Inputs(data.info, device, channels_last=False)
-    objective = Objective(data.info)
+    objective = build_objective(data.info, task_of(model, data.info))
     autocast = autocast_for(device, trainer.precision)
     metrics = evaluate(model, data, "val", inputs, objective, autocast, tta=trainer.tta)
     metrics.update(evaluate(model, data, "test", inputs, objective, autocast, tta=trainer.tta))

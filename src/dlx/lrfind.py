@@ -106,7 +106,7 @@ def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
     from dlx.device import autocast_for, pick_device, seed_everything
     from dlx.inputs import Inputs
     from dlx.models import build_model
-    from dlx.objective import Objective
+    from dlx.objective import build_objective, task_of
     from dlx.optim import build_optimizer
     from dlx.registry import to_schema
     from dlx.regularize import Regularization, clip_gradients
@@ -127,7 +127,8 @@ def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
     if per_sample:
         data.train_transform = sample_transform
     inputs = Inputs(data.info, device, channels_last=False)
-    objective = Objective(data.info, regs.label_smoothing)
+    task = task_of(model, data.info)
+    objective = build_objective(data.info, task, label_smoothing=regs.label_smoothing)
     autocast = autocast_for(device, trainer.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
     params = [p for p in model.parameters() if p.requires_grad]

@@ -13,9 +13,9 @@ losses to the host in one transfer and
   the sums do not depend on where the syncs fell (a resumed run matches an unbroken one bit for
   bit).
 
-The correct predictions are counted later, for many steps at once (one argmax, one
-comparison): when the epoch's sums are read, or when ``MAX_HELD`` steps or ``MAX_HELD_BYTES``
-of outputs and targets are held.
+The objective's statistics (the correct predictions of a classifier) are summed later, for
+many steps at once (one argmax, one comparison): when the epoch's sums are read, or when
+``MAX_HELD`` steps or ``MAX_HELD_BYTES`` of outputs and targets are held.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class TrainMeter:
     def __init__(
         self,
         device: torch.device,
-        hits: Callable[[Tensor, Tensor], Tensor],
+        stats: Callable[[Tensor, Tensor], Tensor],
+        width: int = 1,
         skip_nonfinite: bool = False,
         last_finite: float | None = None,
         skipped: int = 0,
@@ -64,7 +65,8 @@ class TrainMeter:
         # CUDA graphs (torch.compile's reduce-overhead, max-autotune) reuse their output
         # memory on the next step: the outputs are then copied to be kept
         self.copy_outputs = copy_outputs
-        self.hits = hits  # (outputs, targets) -> a bool per sample
+        self.stats = stats  # (outputs, targets) -> the objective's sums, ``width`` of them
+        self.width = width
         self.skip_nonfinite = skip_nonfinite
         self.last_finite = last_finite
         self.skipped = skipped
@@ -80,7 +82,7 @@ class TrainMeter:
         self.held_bytes = 0
         self.loss_sum = 0.0
         self.seen = 0
-        self.correct = torch.zeros((), device=self.device, dtype=torch.long)
+        self.sums = torch.zeros(self.width, device=self.device)  # the objective's stats
 
     def record(
         self, step: int, total: Tensor, loss: Tensor, out: Tensor, y: Tensor, n: int
@@ -120,14 +122,14 @@ class TrainMeter:
             self.seen += s.n
             self.held.append((s.out, s.y))
         if len(self.held) >= MAX_HELD or self.held_bytes >= MAX_HELD_BYTES:
-            self.count_correct()
+            self.count_stats()
 
-    def count_correct(self) -> None:
-        """Count the held steps' correct predictions, all at once (device work, no sync)."""
+    def count_stats(self) -> None:
+        """Sum the held steps' statistics, all at once (device work, no sync)."""
         if self.held:
             out = torch.cat([o for o, _ in self.held])
             y = torch.cat([t for _, t in self.held])
-            self.correct += self.hits(out, y).sum()
+            self.sums += self.stats(out, y)
         self.held.clear()
         self.held_bytes = sum(s.out.nbytes + s.y.nbytes for s in self.pending)
 
@@ -135,10 +137,10 @@ class TrainMeter:
         """The epoch's sums so far (pending steps folded in first): what a checkpoint keeps
         and what ``epoch_metrics`` reads."""
         self.sync()
-        self.count_correct()
+        self.count_stats()
         return {
             "loss_sum": torch.tensor(self.loss_sum, dtype=torch.float64),
-            "correct": self.correct.cpu(),
+            "stats": self.sums.double().cpu(),
             "seen": torch.tensor(self.seen),
         }
 
@@ -146,11 +148,15 @@ class TrainMeter:
         self.reset()
         self.loss_sum = float(state["loss_sum"])
         self.seen = int(state["seen"])
-        self.correct = torch.as_tensor(state["correct"]).to(self.device, torch.long)
+        stats = state["stats"] if "stats" in state else state["correct"]  # "correct": dlx < 0.3
+        self.sums = torch.as_tensor(stats, dtype=torch.float32).reshape(-1).to(self.device)
 
 
-def epoch_metrics(sums: dict[str, Tensor]) -> dict[str, float]:
-    """The mean train loss and accuracy from ``TrainMeter.state_dict()`` (or its sum over
-    ranks)."""
-    n = max(int(sums["seen"]), 1)
-    return {"train/loss": float(sums["loss_sum"]) / n, "train/acc": int(sums["correct"]) / n}
+def epoch_metrics(
+    sums: dict[str, Tensor], summarise: Callable[[str, float, list[float], int], dict]
+) -> dict[str, float]:
+    """The epoch's train metrics from ``TrainMeter.state_dict()`` (or its sum over ranks),
+    by the objective's ``summarise``."""
+    n = int(sums["seen"])
+    loss = float(sums["loss_sum"]) / max(n, 1)
+    return summarise("train", loss, sums["stats"].reshape(-1).tolist(), n)

@@ -45,11 +45,14 @@ class RunRecord:
 
     @property
     def monitor(self) -> str:
-        return self.setting("trainer.monitor") or "val/acc"
+        """The run's own (its summary's: it follows the task), else its config's."""
+        return self.summary.get("monitor") or self.setting("trainer.monitor") or "val/acc"
 
     @property
     def mode(self) -> str:
-        return resolve_mode(self.monitor, self.setting("trainer.mode") or "auto")
+        return self.summary.get("mode") or resolve_mode(
+            self.monitor, self.setting("trainer.mode") or "auto"
+        )
 
     def value(self, metric: str) -> float | None:
         """The run's figure: its summary's (best epoch), else its last finished epoch's."""

@@ -138,7 +138,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
         info = read_run(run_dir)
         cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
         trainer = cfg.get("trainer") or {}
-        monitor = trainer.get("monitor", "val/acc")
+        monitor = info.get("monitor") or trainer.get("monitor", "val/acc")  # the run's own
         status = info["status"]
         if finished and status == "running":
             status = "failed"
@@ -150,7 +150,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
             "metrics": info["metrics"],
             "objective": objective({**info, "status": status}, monitor),
             "monitor": monitor,
-            "mode": resolve_mode(monitor, trainer.get("mode", "auto")),
+            "mode": info.get("mode") or resolve_mode(monitor, trainer.get("mode", "auto")),
             "duration_s": info.get("duration_s"),
             "epochs": info.get("epochs"),
             "max_epochs": trainer.get("max_epochs"),

@@ -171,6 +171,7 @@ def _summary(
         s = r.state
         out.update(epochs=s.epoch, best_epoch=s.best_epoch, params=r.params)
         out["best_value"] = s.best  # the monitored metric at best_epoch: a sweep's objective
+        out["monitor"], out["mode"] = r.trainer.monitor, r.trainer.mode
         out["metrics"] = {**s.best_metrics, **r.tested}
         out["last"] = dict(s.metrics)
         if r.stop_request is not None:
