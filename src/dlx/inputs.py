@@ -1,4 +1,5 @@
-"""Raw batches to model inputs: uint8 images -> [0, 1] -> augment -> normalise."""
+"""Raw batches to model inputs: uint8 images -> [0, 1] -> augment -> normalise (-> a fixed
+permutation of the pixels, ``data.permute``)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,25 @@ import torch
 from torch import Tensor
 
 from dlx.data.base import DataInfo
+
+
+def pixel_order(pixels: int, seed: int) -> Tensor:
+    """The fixed pixel permutation of ``data.permute``: drawn from ``seed`` alone."""
+    return torch.randperm(pixels, generator=torch.Generator().manual_seed(seed))
+
+
+class PermutePixels:
+    """(N, C, H, W) -> the same images with their H*W pixels in ``order``."""
+
+    def __init__(self, order: Tensor) -> None:
+        self.order = order
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x.flatten(2)[:, :, self.order].view_as(x)
+
+
+def _same(x: Tensor) -> Tensor:
+    return x
 
 
 class Inputs:
@@ -20,6 +40,10 @@ class Inputs:
         self.mean = torch.tensor(info.mean, device=device).view(shape)
         self.inv_std = 1 / torch.tensor(info.std, device=device).view(shape)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+        self.permute = _same
+        if info.permute_seed is not None:  # the same order for every split and epoch
+            order = pixel_order(info.image_size**2, info.permute_seed).to(device)
+            self.permute = PermutePixels(order)
 
     def __call__(self, x: Tensor, y: Tensor, augment: Any = None) -> tuple[Tensor, Tensor]:
         if not self.image:
@@ -28,5 +52,5 @@ class Inputs:
             x, y = augment(x, y)
         else:
             x = x.float().div_(255)
-        x = (x - self.mean).mul_(self.inv_std)
+        x = self.permute((x - self.mean).mul_(self.inv_std))
         return x.contiguous(memory_format=self.memory_format), y

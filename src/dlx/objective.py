@@ -11,6 +11,7 @@ New tasks register with ``@OBJECTIVES.register("name")``.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -84,6 +85,47 @@ class Regression(Objective):
 
     def hits(self, out: Tensor, y: Tensor) -> Tensor:
         return (out.squeeze(-1).float() - y).abs() < REGRESSION_TOLERANCE
+
+
+@register("sequence_classification")
+class SequenceClassification(Objective):
+    """Classification at every time step: outputs (N, T, K), targets (N, T). The loss is the
+    mean cross-entropy over all steps; ``acc`` counts the last ``info.scored_steps`` steps of
+    each sequence (0: all of them), e.g. only the recalled symbols of the copy task."""
+
+    width = 2  # hits, scored steps
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        return F.cross_entropy(
+            out.flatten(0, 1).float(), y.flatten(), label_smoothing=self.smoothing
+        )
+
+    def stats(self, out: Tensor, y: Tensor) -> Tensor:
+        k = self.info.scored_steps or y.shape[1]
+        hits = out[:, -k:].argmax(-1) == y[:, -k:]
+        scored = torch.full((1,), float(hits.numel()), device=out.device)
+        return torch.cat([hits.sum(dtype=torch.float32).reshape(1), scored])
+
+    def summarise(self, split: str, loss: float, stats: list[float], n: int) -> dict[str, Any]:
+        return {f"{split}/loss": loss, f"{split}/acc": stats[0] / max(stats[1], 1.0)}
+
+
+@register("language_model")
+class LanguageModel(SequenceClassification):
+    """Next-character prediction: per-character cross-entropy (nats), ``ppl`` = exp of the
+    mean per-character loss (every window has the same length, so the mean over samples is
+    the mean over characters), ``acc`` the share of next characters guessed right."""
+
+    names = ("loss", "ppl", "acc")
+    monitor = "val/ppl"
+
+    def summarise(self, split: str, loss: float, stats: list[float], n: int) -> dict[str, Any]:
+        ppl = math.exp(loss) if loss < 700 else math.inf
+        return {
+            f"{split}/loss": loss,
+            f"{split}/ppl": ppl,
+            f"{split}/acc": stats[0] / max(stats[1], 1.0),
+        }
 
 
 def build_objective(info: DataInfo, task: str | None = None, **kwargs: Any) -> Objective:

@@ -16,5 +16,12 @@ DATASETS: Registry = Registry("data", package="dlx.data")
 
 
 def build_data(node, device: torch.device) -> DataModule:
-    """Load the dataset that config node ``cfg.data`` describes, batches on ``device``."""
-    return DATASETS.build(node, device)
+    """Load the dataset that config node ``cfg.data`` describes, batches on ``device``; an
+    image dataset's reading keys (``data.sequence``, ``data.permute``) go into its info."""
+    from dlx.data.base import ReadingConfig, reading
+
+    cfg = DATASETS.parse(node)
+    data = DATASETS.get(cfg.name).builder(cfg, device)
+    if isinstance(cfg, ReadingConfig):
+        data.info = reading(data.info, cfg)
+    return data

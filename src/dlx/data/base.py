@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Protocol
 
 import torch
@@ -20,13 +20,18 @@ class DataInfo:
 
     Images come as uint8 tensors (N, C, H, W) with H == W == image_size; the loop turns them
     into floats in [0, 1], augments them, then normalises them with ``mean``/``std``.
-    Sequences come as float tensors (N, seq_len, features).
+    Sequences come as float tensors (N, seq_len, features); text as token ids (N, seq_len)
+    (int64) over ``vocab``. With ``per_step`` the targets are one per time step, (N, seq_len):
+    a recurrent model then emits (N, seq_len, num_classes), and only the last ``scored_steps``
+    steps (0: all) count for the accuracy. Images are read as sequences (by the recurrent
+    models) row by row or pixel by pixel (``sequence``); ``permute_seed`` set, their pixels
+    come in a fixed order drawn from it (``dlx.inputs``), the same for every split.
     """
 
     name: str
-    kind: Literal["image", "sequence"]
-    num_classes: int  # 1 for a regression task
-    task: Literal["classification", "regression"] = "classification"
+    kind: Literal["image", "sequence", "text"]
+    num_classes: int  # 1 for a regression task; the vocabulary's size for text
+    task: str = "classification"  # an ``OBJECTIVES`` name
     channels: int = 1
     image_size: int = 0
     seq_len: int = 0
@@ -34,12 +39,19 @@ class DataInfo:
     mean: tuple[float, ...] = field(default=(0.5,))
     std: tuple[float, ...] = field(default=(0.5,))
     sizes: dict[str, int] = field(default_factory=dict)  # samples per split
+    per_step: bool = False
+    scored_steps: int = 0
+    sequence: Literal["rows", "pixels"] = "rows"
+    permute_seed: int | None = None
+    vocab: tuple[str, ...] = ()  # text: index -> character (``UNK`` for unseen ones)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one sample as the model sees it."""
         if self.kind == "image":
             return (self.channels, self.image_size, self.image_size)
+        if self.kind == "text":
+            return (self.seq_len,)
         return (self.seq_len, self.features)
 
 
@@ -126,7 +138,25 @@ class InMemoryData:
 
 # --- shared by the image datasets -----------------------------------------------------------
 @dataclass
-class ImageDataConfig:
+class ReadingConfig:
+    """How the recurrent models read an image: ``sequence=rows`` (H steps of C*W features)
+    or ``pixels`` (H*W steps of C); ``permute`` shuffles the pixel order by a fixed
+    permutation drawn from ``permute_seed`` (null: ``split_seed``), for every model and split.
+    """
+
+    sequence: str = field(default="rows", metadata=check(choices=["rows", "pixels"]))
+    permute: bool = False
+    permute_seed: int | None = field(default=None, metadata=check(ge=0))
+
+
+def reading(info: DataInfo, cfg: Any) -> DataInfo:
+    """``info`` with the reading keys of ``cfg`` (a ``ReadingConfig``) filled in."""
+    seed = cfg.permute_seed if cfg.permute_seed is not None else getattr(cfg, "split_seed", 0)
+    return replace(info, sequence=cfg.sequence, permute_seed=seed if cfg.permute else None)
+
+
+@dataclass
+class ImageDataConfig(ReadingConfig):
     """Keys shared by the image datasets.
 
     ``num_classes`` and ``channels`` state facts about a fixed dataset: left null they are

@@ -4,13 +4,25 @@ The adding problem (Hochreiter & Schmidhuber, 1997; in the form of Le et al., 20
 sample is ``seq_len`` steps of two features, a value drawn from U[0, 1] and a marker that is 1
 at exactly two steps, one in each half of the sequence; the target is the sum of the two
 marked values. Predicting 1 (the mean) gives an MSE of about 0.167, the baseline to beat.
+
+The copy (memory) task (Hochreiter & Schmidhuber, 1997; in the form of Arjovsky et al., 2016):
+each sample is ``length`` symbols drawn uniformly from an alphabet of ``alphabet`` (K), then
+``delay - 1`` blanks, a marker, and ``length`` more blanks: ``T = delay + 2 * length`` steps,
+each a one-hot of K + 2 tokens (the symbols, blank, marker). The target at every step is one
+of K + 1 classes: blank, except at the last ``length`` steps, which must repeat the symbols.
+The loss is the mean cross-entropy over all T steps; a memoryless model that outputs blank
+until the marker and then a uniform guess scores ``length * log(K) / (delay + 2 * length)``
+nats (``copy_baseline``), the baseline to beat. ``acc`` is the per-step accuracy on the
+``length`` recalled symbols only (chance: 1/K).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from dlx.data import DATASETS
@@ -63,5 +75,62 @@ def adding(cfg: AddingConfig, device: torch.device) -> InMemoryData:
         seq_len=cfg.seq_len,
         features=2,
         sizes=sizes,
+    )
+    return InMemoryData(info, splits, cfg.batch_size, device)
+
+
+@dataclass
+class CopyConfig:
+    name: str = "copy"
+    batch_size: int = field(default=128, metadata=check(ge=1))
+    length: int = field(default=10, metadata=check(ge=1))  # symbols to remember
+    delay: int = field(default=20, metadata=check(ge=1))  # steps from the last symbol to the marker
+    alphabet: int = field(default=8, metadata=check(ge=2))  # K symbols
+    num_train: int = field(default=10000, metadata=check(ge=1))
+    num_val: int = field(default=1000, metadata=check(ge=0))
+    num_test: int = field(default=1000, metadata=check(ge=0))
+    split_seed: int = field(default=0, metadata=check(ge=0))
+
+
+def copy_baseline(length: int, alphabet: int, delay: int) -> float:
+    """The memoryless cross-entropy (nats per step): blanks right, the symbols guessed."""
+    return length * math.log(alphabet) / (delay + 2 * length)
+
+
+def copy_task(
+    n: int, length: int, delay: int, alphabet: int, seed: int | list[int]
+) -> tuple[Tensor, Tensor]:
+    """``n`` samples: x float32 (n, T, K + 2) one-hot tokens, y int64 (n, T) (blank = K)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    steps, blank, marker = delay + 2 * length, alphabet, alphabet + 1
+    symbols = torch.from_numpy(rng.integers(0, alphabet, size=(n, length)))
+    tokens = torch.full((n, steps), blank, dtype=torch.int64)
+    tokens[:, :length] = symbols
+    tokens[:, length + delay - 1] = marker
+    y = torch.full((n, steps), blank, dtype=torch.int64)
+    y[:, -length:] = symbols
+    return F.one_hot(tokens, alphabet + 2).float(), y
+
+
+@DATASETS.register("copy", CopyConfig)
+def copy(cfg: CopyConfig, device: torch.device) -> InMemoryData:
+    """Train/val/test sets of the copy task, each from its own stream of ``split_seed``."""
+    sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
+    splits = {
+        split: copy_task(n, cfg.length, cfg.delay, cfg.alphabet, [cfg.split_seed, i])
+        for i, (split, n) in enumerate(sizes.items())
+    }
+    info = DataInfo(
+        name="copy",
+        kind="sequence",
+        task="sequence_classification",
+        num_classes=cfg.alphabet + 1,
+        seq_len=cfg.delay + 2 * cfg.length,
+        features=cfg.alphabet + 2,
+        sizes=sizes,
+        per_step=True,
+        scored_steps=cfg.length,
     )
     return InMemoryData(info, splits, cfg.batch_size, device)

@@ -10,12 +10,12 @@ from dataclasses import dataclass, field
 import torch
 
 from dlx.data import DATASETS
-from dlx.data.base import DataInfo, InMemoryData
+from dlx.data.base import DataInfo, InMemoryData, ReadingConfig
 from dlx.registry import check
 
 
 @dataclass
-class SyntheticConfig:
+class SyntheticConfig(ReadingConfig):
     name: str = "synthetic"
     batch_size: int = field(default=128, metadata=check(ge=1))
     num_classes: int = field(default=10, metadata=check(ge=2))

@@ -2,9 +2,12 @@
 plain Elman RNN (tanh), read out from the final time step through one linear layer.
 
 Sequence data (N, T, F) is read as is. An image is read as a sequence of its rows, top to
-bottom: (N, C, H, W) -> (N, H, C*W), as in the pixel-row MNIST experiments. The head sees the
-last layer's final hidden state; with ``bidirectional`` it sees both directions' final states
-(forward after the last step, backward after the first), concatenated.
+bottom: (N, C, H, W) -> (N, H, C*W), as in the pixel-row MNIST experiments, or with
+``data.sequence=pixels`` of its pixels, (N, H*W, C): the pixel-by-pixel MNIST of Le et al.
+(2015), permuted with ``data.permute=true``. The head sees the last layer's final hidden state;
+with ``bidirectional`` it sees both directions' final states (forward after the last step,
+backward after the first), concatenated. When the data has a target per step
+(``DataInfo.per_step``: the copy task) the head reads every step instead: (N, T, classes).
 
 ``dropout`` acts between stacked layers (PyTorch's own) and on the final state before the
 head, so it also regularises a one-layer model. Defaults (one LSTM layer of 128 units) train
@@ -37,11 +40,39 @@ class RowsAsSequence(nn.Module):
         return x.permute(0, 2, 1, 3).reshape(n, h, c * w)
 
 
+class PixelsAsSequence(nn.Module):
+    """(N, C, H, W) -> (N, H*W, C): each pixel one time step, row after row."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(2).transpose(1, 2)
+
+
+# data.sequence -> (module turning an image batch into (N, T, F), F)
+IMAGE_VIEWS: dict[str, Callable[[DataInfo], tuple[nn.Module, int]]] = {
+    "rows": lambda info: (RowsAsSequence(), info.channels * info.image_size),
+    "pixels": lambda info: (PixelsAsSequence(), info.channels),
+}
+
 # data kind -> (module turning a batch into (N, T, F), F)
 INPUTS: dict[str, Callable[[DataInfo], tuple[nn.Module, int]]] = {
-    "image": lambda info: (RowsAsSequence(), info.channels * info.image_size),
+    "image": lambda info: IMAGE_VIEWS[info.sequence](info),
     "sequence": lambda info: (nn.Identity(), info.features),
 }
+
+
+def last_states(out: Tensor, state: Tensor | tuple[Tensor, Tensor], directions: int) -> Tensor:
+    """(N, directions*H): the last layer's final state in every direction."""
+    h = state[0] if isinstance(state, tuple) else state  # an LSTM also returns its cells
+    return h[-directions:].transpose(0, 1).flatten(1)
+
+
+def every_step(out: Tensor, state: Tensor | tuple[Tensor, Tensor], directions: int) -> Tensor:
+    """(N, T, directions*H): the last layer's output at every step."""
+    return out
+
+
+# DataInfo.per_step -> what the head reads
+READOUTS = {False: last_states, True: every_step}
 
 
 @dataclass
@@ -57,8 +88,16 @@ class RecurrentConfig(InitConfig):
 class RecurrentClassifier(nn.Module):
     """Sequence view -> stacked RNN -> final state(s) -> dropout -> linear head."""
 
-    def __init__(self, cfg: RecurrentConfig, view: nn.Module, features: int, outputs: int):
+    def __init__(
+        self,
+        cfg: RecurrentConfig,
+        view: nn.Module,
+        features: int,
+        outputs: int,
+        per_step: bool = False,
+    ) -> None:
         super().__init__()
+        self.readout = READOUTS[per_step]
         self.directions = 2 if cfg.bidirectional else 1
         self.view = view
         self.rnn = CELLS[cfg.cell](
@@ -73,10 +112,8 @@ class RecurrentClassifier(nn.Module):
         self.head = nn.Linear(cfg.hidden_size * self.directions, outputs)
 
     def forward(self, x: Tensor) -> Tensor:
-        _, state = self.rnn(self.view(x))
-        h = state[0] if isinstance(state, tuple) else state  # an LSTM also returns its cells
-        last = h[-self.directions :].transpose(0, 1).flatten(1)  # last layer, every direction
-        return self.head(self.dropout(last))
+        out, state = self.rnn(self.view(x))
+        return self.head(self.dropout(self.readout(out, state, self.directions)))
 
 
 @MODELS.register("lstm", RecurrentConfig)
@@ -87,5 +124,5 @@ def lstm(cfg: RecurrentConfig, info: DataInfo) -> nn.Module:
             f"model=lstm needs image or sequence data; data={info.name} is a {info.kind} task"
         )
     view, features = INPUTS[info.kind](info)
-    model = RecurrentClassifier(cfg, view, features, info.num_classes)
+    model = RecurrentClassifier(cfg, view, features, info.num_classes, info.per_step)
     return initialize(model, cfg.init, cfg.init_std, "linear")
