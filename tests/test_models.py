@@ -25,8 +25,8 @@ CONV_FAMILIES = ["alexnet", "lenet", "nin", "resnet", "vgg"]
 
 #: every family module under src/dlx/models/ (the registry finds them by itself)
 FAMILIES = (
-    "alexnet", "googlenet", "lenet", "lstm", "mlp", "mobilenet", "nin", "resnet", "shufflenet",
-    "vgg",
+    "alexnet", "charlm", "googlenet", "lenet", "lstm", "mlp", "mobilenet", "nin", "resnet",
+    "shufflenet", "vgg",
 )  # fmt: skip
 
 
@@ -46,6 +46,19 @@ def sequence_info(task: str = "classification", seq_len: int = 12, features: int
         seq_len=seq_len,
         features=features,
     )
+
+
+def text_info(vocab: str = "abc ") -> DataInfo:
+    chars = ("<unk>", *sorted(vocab))
+    return DataInfo(
+        name="text", kind="text", num_classes=len(chars), task="language_model", seq_len=8,
+        per_step=True, vocab=chars,
+    )  # fmt: skip
+
+
+def info_for(family: str) -> DataInfo:
+    """Data a family reads: text for the language model, 16x16 images for the others."""
+    return text_info() if family == "charlm" else image_info(16)
 
 
 def n_params(model: nn.Module) -> int:
@@ -310,7 +323,7 @@ def test_builders_read_dropout_from_the_schema(family: str) -> None:
     """A regularizer overrides ``dropout`` on the parsed schema before building."""
     cfg = MODELS.parse({"name": family})
     cfg.dropout = 0.3
-    model = MODELS.get(family).builder(cfg, image_info(16))
+    model = MODELS.get(family).builder(cfg, info_for(family))
     rates = {m.p for m in model.modules() if isinstance(m, nn.Dropout)}
     assert rates == {0.3}
 

@@ -31,6 +31,7 @@ def test_non_editable_install_trains_from_another_folder(tmp_path: Path):
     assert build.returncode == 0, build.stderr
     assert (target / "dlx" / "conf" / "config.yaml").is_file()
     assert (target / "dlx" / "conf" / "experiment" / "lenet.yaml").is_file()
+    assert (target / "dlx" / "data" / "corpora" / "timemachine.txt").stat().st_size == 178_979
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}

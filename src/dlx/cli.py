@@ -33,6 +33,8 @@ commands:
   lr-find [OPTIONS] [OVERRIDES]
                            the learning-rate range test (--min-lr --max-lr --steps):
                            suggested lr, curve as PNG and CSV
+  sample RUN_DIR [--prompt P] [--length N] [--temperature T] [--seed S]
+                           text from a language-model run's best checkpoint
 
 `dlx train --help` lists the config groups, their options and the whole config.
 """
@@ -207,6 +209,20 @@ def cmd_lr_find(args: list[str]) -> int:
     return lr_find(args)
 
 
+def cmd_sample(args: list[str]) -> int:
+    from dlx.sample import sample_run
+
+    p = parser("sample", "RUN_DIR [--prompt P] [--length N] [--temperature T] [--seed S]")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--prompt", default="the time ", help="text to continue")
+    p.add_argument("--length", type=int, default=200, help="characters to generate")
+    p.add_argument("--temperature", type=float, default=1.0, help="> 0; lower: safer text")
+    p.add_argument("--seed", type=int, default=None, help="the same seed, the same text")
+    ns = p.parse_args(args)
+    print(sample_run(ns.run_dir, ns.prompt, ns.length, ns.temperature, ns.seed))
+    return 0
+
+
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
     "resume": cmd_resume,
@@ -219,6 +235,7 @@ COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "diff": cmd_diff,
     "export": cmd_export,
     "lr-find": cmd_lr_find,
+    "sample": cmd_sample,
 }
 
 

@@ -339,7 +339,7 @@ def build_run(
     task = task_of(model, info)
     objective = build_objective(info, task, label_smoothing=regs.label_smoothing)
     known = dict.fromkeys(objective.metric_names(), 0.0)  # monitor typos fail before training
-    if trainer.monitor == TrainerConfig.monitor and trainer.monitor not in known:
+    if trainer.monitor == TrainerConfig.monitor and objective.monitor != trainer.monitor:
         trainer.monitor = objective.monitor  # the default follows the task (val/mse, val/ppl)
         trainer.mode = resolve_mode(trainer.monitor, cfg.trainer.get("mode", "auto"))
     metric(known, trainer.monitor, "trainer.monitor")
