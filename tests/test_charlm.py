@@ -158,3 +158,13 @@ def test_sample_bad_arguments_exit_2_with_one_line(dlx, lm_run: Path, tmp_path: 
         err = capsys.readouterr().err
         assert exit_.value.code == 2, (args, err)
         assert len(err.strip().splitlines()) == 1 and needle in err, err
+
+
+def test_summary_feeds_token_ids():
+    from dlx.summary import model_summary
+
+    data = build_data({"name": "text", "seq_len": 10}, CPU)
+    model = build_model({"name": "charlm", "hidden_size": 16, "embedding": 8}, data.info)
+    s = model_summary(model, data.info)
+    assert s.input_shape == (1, 10)
+    assert sum(p.numel() for p in model.parameters()) == 71 * 8 + 4 * 16 * (8 + 16 + 2) + 17 * 71

@@ -68,7 +68,7 @@ def model_summary(
     from torchinfo import summary  # heavy import; only the summary command needs it
 
     shape = (1, *info.input_shape)
-    stats = summary(model, input_data=torch.zeros(shape), device=device, depth=depth, verbose=0)
+    stats = summary(model, input_data=info.zeros(), device=device, depth=depth, verbose=0)
     rows = []
     for layer in stats.summary_list:
         if not 0 < layer.depth <= depth:

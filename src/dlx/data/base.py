@@ -54,6 +54,11 @@ class DataInfo:
             return (self.seq_len,)
         return (self.seq_len, self.features)
 
+    def zeros(self, n: int = 1) -> Tensor:
+        """``n`` blank samples as the model takes them: token ids for text, floats otherwise."""
+        dtype = torch.int64 if self.kind == "text" else torch.float32
+        return torch.zeros((n, *self.input_shape), dtype=dtype)
+
 
 class DataModule(Protocol):
     """Train/val/test splits that yield ``(x, y)`` batches already on the training device."""
