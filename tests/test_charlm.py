@@ -168,3 +168,10 @@ def test_summary_feeds_token_ids():
     s = model_summary(model, data.info)
     assert s.input_shape == (1, 10)
     assert sum(p.numel() for p in model.parameters()) == 71 * 8 + 4 * 16 * (8 + 16 + 2) + 17 * 71
+
+
+def test_windows_longer_than_val_are_a_usage_error():
+    with pytest.raises(UsageError, match=r"^data\.seq_len=9000: longer than the val text"):
+        build_data({"name": "text", "seq_len": 9000}, CPU)
+    with pytest.raises(UsageError, match=r"^data\.path=/no/such\.txt: cannot read it"):
+        build_data({"name": "text", "path": "/no/such.txt"}, CPU)

@@ -131,15 +131,19 @@ class TextData:
 @DATASETS.register("text", TextConfig)
 def text(cfg: TextConfig, device: torch.device) -> TextData:
     """The corpus's train/val/test id streams and its character vocabulary."""
-    parts = split_text(
-        read_corpus(cfg), cfg.blocks, (cfg.val_fraction, cfg.test_fraction), cfg.split_seed
-    )
-    if len(parts[0]) <= 2 * cfg.seq_len:
-        raise UsageError(
-            f"data.seq_len={cfg.seq_len}: the training text has only {len(parts[0])} characters"
-        )
-    vocab = build_vocab(parts[0])
-    ids = {split: encode(part, vocab) for split, part in zip(("train", "val", "test"), parts)}
+    fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}
+    parts = split_text(read_corpus(cfg), cfg.blocks, tuple(fractions.values()), cfg.split_seed)
+    texts = dict(zip(("train", "val", "test"), parts))
+    for split, part in texts.items():  # at least one window (two for training)
+        if fractions.get(split, 1.0) > 0 and len(part) <= cfg.seq_len * (
+            2 if split == "train" else 1
+        ):
+            raise UsageError(
+                f"data.seq_len={cfg.seq_len}: longer than the {split} text ({len(part)} "
+                "characters); lower it, or give the corpus more text"
+            )
+    vocab = build_vocab(texts["train"])
+    ids = {split: encode(part, vocab) for split, part in texts.items()}
     info = DataInfo(
         name="text",
         kind="text",
@@ -150,6 +154,5 @@ def text(cfg: TextConfig, device: torch.device) -> TextData:
         vocab=vocab,
     )
     data = TextData(info, ids, cfg.batch_size, device)
-    sizes = {split: data.windows(split) for split in ids}
-    data.info = replace(info, sizes=sizes)
+    data.info = replace(info, sizes={split: data.windows(split) for split in ids})
     return data
