@@ -129,15 +129,20 @@ def test_charlm_trains_from_the_cli_monitoring_val_ppl(lm_run: Path):
 
 
 def test_sampling_is_reproducible_with_a_seed(dlx, lm_run: Path):
+    from dlx.sample import sample_run
+
     args = ("sample", str(lm_run), "--prompt", "the time ", "--length", "40")
     one = dlx(*args, "--seed", "3", "--temperature", "0.8")
     two = dlx(*args, "--seed", "3", "--temperature", "0.8")
-    other = dlx(*args, "--seed", "4", "--temperature", "0.8")
     assert one.returncode == 0, one.stderr
     text = one.stdout.rstrip("\n")
     assert text.startswith("the time ") and len(text) == len("the time ") + 40
-    assert one.stdout == two.stdout and other.stdout != one.stdout
-    assert UNK not in text
+    assert one.stdout == two.stdout and UNK not in text
+    assert sample_run(lm_run, "the time ", 40, 0.8, 3) == text  # the command's own text
+    assert sample_run(lm_run, "the time ", 40, 0.8, 4) != text
+    assert sample_run(lm_run, "the time ", 40, 0.8, None) != sample_run(
+        lm_run, "the time ", 40, 0.8, None
+    )  # no seed: a fresh draw (40 characters alike by chance: never in practice)
 
 
 def test_sample_bad_arguments_exit_2_with_one_line(dlx, lm_run: Path, tmp_path: Path, capsys):
