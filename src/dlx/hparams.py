@@ -20,6 +20,7 @@ from typing import Any
 FILENAME = "events.out.tfevents.dlx-hparams"
 #: the metric columns: SPEC's final figures first
 METRICS = ("val/acc", "test/acc", "val/loss", "test/loss", "train/acc", "train/loss")
+METRICS += ("val/ppl", "test/ppl")  # language models (model=charlm)
 
 
 def run_hparams(run_dir: Path) -> dict[str, Any]:
