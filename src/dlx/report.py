@@ -21,6 +21,8 @@ from dlx.monitor import resolve_mode
 
 #: overrides that never make a group: the seed (what a group averages over) and Hydra's own
 IGNORED = ("trainer.seed", "hydra.", "sweep=")
+#: a metric's prefix for its final epoch's figure (``last:train/loss``), not the best epoch's
+LAST = "last:"
 #: statuses whose figures count in the means
 COUNTED = ("completed", "stopped_early", "pruned", "running", "interrupted")
 
@@ -55,8 +57,11 @@ class RunRecord:
         )
 
     def value(self, metric: str) -> float | None:
-        """The run's figure: its summary's (best epoch), else its last finished epoch's."""
-        v = self.summary.get("metrics", {}).get(metric)
+        """The run's figure: its summary's (best epoch), else its last finished epoch's;
+        ``last:NAME`` is always the last finished epoch's."""
+        last = metric.startswith(LAST)
+        metric = metric.removeprefix(LAST)
+        v = self.summary.get("last" if last else "metrics", {}).get(metric)
         if v is None and self.rows:
             v = self.rows[-1].get(metric)
         return float(v) if isinstance(v, int | float) and math.isfinite(v) else None

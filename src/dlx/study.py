@@ -12,7 +12,6 @@ when the other group is better by that margin, ``inconclusive`` when they overla
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +26,6 @@ STUDIES = Path(__file__).parent / "conf" / "study"
 EPOCHS = "epochs_to_target"
 #: a claim's metric meaning "the fraction of runs that finished" (did not diverge or fail)
 FINISHED = "finished"
-#: a metric's prefix for the final epoch's figure (``last:train/loss``) instead of the best's
-LAST = "last:"
 #: what a run's status counts as finished
 FINISHED_STATUSES = ("completed", "stopped_early")
 
@@ -135,11 +132,6 @@ def run_value(r: RunRecord, metric: str, study: Study) -> float | None:
             if left is None or right is None or (op == " / " and right == 0):
                 return None
             return left / right if op == " / " else left - right
-    if metric.startswith(LAST):  # the final epoch's figure, not the best epoch's
-        v = r.summary.get("last", {}).get(metric[len(LAST) :])
-        if v is None and r.rows:
-            v = r.rows[-1].get(metric[len(LAST) :])
-        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
     if metric != EPOCHS:
         return r.value(metric)
     assert study.target is not None
