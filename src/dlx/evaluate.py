@@ -77,8 +77,8 @@ def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, f
             f"checkpoint {run_dir}/checkpoints/{which}: does not fit model={cfg.model.name} "
             f"({str(e).splitlines()[0]})"
         ) from None
-    inputs = Inputs(data.info, device, channels_last=False)
     objective = build_objective(data.info, task_of(model, data.info))
+    inputs = Inputs(data.info, device, channels_last=False, target=objective.target)
     autocast = autocast_for(device, trainer.precision)
     metrics = evaluate(model, data, "val", inputs, objective, autocast, tta=trainer.tta)
     metrics.update(evaluate(model, data, "test", inputs, objective, autocast, tta=trainer.tta))
