@@ -38,6 +38,7 @@ OBJECTIVES: dict[str, Callable[..., Objective]] = {}
 def register(task: str) -> Callable[[type[Objective]], type[Objective]]:
     def add(cls: type[Objective]) -> type[Objective]:
         OBJECTIVES[task] = cls
+        cls.task = task
         return cls
 
     return add
@@ -46,6 +47,8 @@ def register(task: str) -> Callable[[type[Objective]], type[Objective]]:
 class Objective:
     """Classification: cross-entropy (optionally label-smoothed) and top-1 accuracy."""
 
+    #: the task's name (set by ``register``)
+    task: str = "classification"
     #: the epoch metrics of each split, ``loss`` first
     names: tuple[str, ...] = ("loss", "acc")
     #: what ``trainer.monitor`` follows when left at its default

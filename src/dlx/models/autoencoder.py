@@ -2,7 +2,7 @@
 
 encoder: per entry of ``channels``, a 3x3 conv -> norm -> activation that halves the side
 (stride 2; with ``upsample=unpool``, a stride-1 conv then a 2x2 max-pool that keeps its
-indices) -> flatten -> linear to the code (``code_size`` numbers, no activation).
+indices) -> flatten -> dropout -> linear to the code (``code_size`` numbers, no activation).
 
 decoder, the encoder's mirror: linear -> activation -> the last feature map's shape, then per
 stage, back up to exactly the size that stage had on the way down (any side from 8 to 224,
@@ -110,6 +110,7 @@ class AutoencoderConfig(UnitConfig):
     code_size: int = field(default=32, metadata=check(ge=1))
     upsample: str = field(default="transposed", metadata=check(choices=UPSAMPLE))
     norm: str = field(default="batch", metadata=check(choices=NORMS))
+    dropout: float = field(default=0.0, metadata=check(ge=0, lt=1))  # on the features, pre-code
 
 
 class Up(nn.Module):
@@ -177,7 +178,7 @@ def autoencoder(cfg: AutoencoderConfig, info: DataInfo) -> nn.Module:
             f"{info.image_size}x{info.image_size} image leave nothing; use fewer stages"
         )
     last = widths[-1] * sides[-1] ** 2
-    code = nn.Sequential(nn.Flatten(), nn.Linear(last, cfg.code_size))
+    code = nn.Sequential(nn.Flatten(), nn.Dropout(cfg.dropout), nn.Linear(last, cfg.code_size))
     expand = nn.Sequential(
         nn.Linear(cfg.code_size, last * act.pieces),
         act.module(),
