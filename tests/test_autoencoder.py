@@ -156,7 +156,7 @@ def test_autoencoder_trains_from_the_cli_and_every_reader_takes_the_run(dlx):
     # the runs table, the report and the HParams columns take a run without accuracy
     from rich.console import Console
 
-    from dlx.hparams import write_experiment
+    from dlx.hparams import metric_tags, write_experiment
     from dlx.report import run_report
     from dlx.runs import print_runs
 
@@ -167,6 +167,7 @@ def test_autoencoder_trains_from_the_cli_and_every_reader_takes_the_run(dlx):
     assert report.rows and (dlx.cwd / "outputs" / "report" / "report.md").is_file()
     assert "test/mse" in (dlx.cwd / "outputs" / "report" / "report.md").read_text()
     assert write_experiment(dlx.cwd / "outputs") is not None
+    assert {"val/mse", "test/mse"} <= set(metric_tags(dlx.cwd / "outputs"))  # HParams columns
 
 
 def test_a_geometric_augmentation_exits_2_naming_augment(dlx):
