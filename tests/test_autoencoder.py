@@ -175,3 +175,11 @@ def test_a_geometric_augmentation_exits_2_naming_augment(dlx):
     assert r.returncode == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "augment=rotate" in lines[0] and "noise" in lines[0], r.stderr
+
+
+def test_runs_sort_puts_the_lowest_mse_and_the_highest_psnr_first():
+    from dlx.runs import sort_runs
+
+    runs = [{"metrics": {"val/mse": v, "val/psnr": psnr(v)}} for v in (0.05, 0.01, 0.02)]
+    assert [r["metrics"]["val/mse"] for r in sort_runs(runs, "val/mse")] == [0.01, 0.02, 0.05]
+    assert [r["metrics"]["val/mse"] for r in sort_runs(runs, "val/psnr")] == [0.01, 0.02, 0.05]
