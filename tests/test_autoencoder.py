@@ -183,3 +183,16 @@ def test_runs_sort_puts_the_lowest_mse_and_the_highest_psnr_first():
     runs = [{"metrics": {"val/mse": v, "val/psnr": psnr(v)}} for v in (0.05, 0.01, 0.02)]
     assert [r["metrics"]["val/mse"] for r in sort_runs(runs, "val/mse")] == [0.01, 0.02, 0.05]
     assert [r["metrics"]["val/mse"] for r in sort_runs(runs, "val/psnr")] == [0.01, 0.02, 0.05]
+
+
+def test_maxout_and_init_reach_every_layer_transposed_convs_too():
+    torch.manual_seed(0)
+    node = {"name": "autoencoder", "activation": "maxout", "init": "normal", "init_std": 0.05}
+    model = build_model(OmegaConf.create(node), info(16)).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 1, 16, 16)).shape == (2, 1, 16, 16)
+    deconvs = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    assert len(deconvs) == 2
+    assert deconvs[0].out_channels == 2 * 32  # k pieces per unit before the maxout
+    weights = torch.cat([m.weight.flatten() for m in deconvs])
+    assert weights.std().item() == pytest.approx(0.05, rel=0.1)
