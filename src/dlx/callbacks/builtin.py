@@ -16,11 +16,17 @@ from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.provenance import Provenance
 from dlx.callbacks.pruning import pruning_callback
+from dlx.callbacks.reconstruction import ReconstructionImages
 from dlx.callbacks.top_k import TopK
 from dlx.errors import UsageError
 
 if TYPE_CHECKING:
     from dlx.core import Run
+
+#: callbacks a task brings along (by ``Objective.task``)
+TASK_CALLBACKS: dict[str, tuple[type[Callback], ...]] = {
+    "reconstruction": (ReconstructionImages,),
+}
 
 
 def default_callbacks(
@@ -28,10 +34,11 @@ def default_callbacks(
 ) -> list[Callback]:
     """Provenance, TensorBoard, the per-layer gradient norms when asked for (their epoch
     means join the epoch's metrics after TensorBoard has its own points), metrics.csv, the
-    progress bar, fast_dev_run, the profiler, early stopping and weight averaging (EMA, SWA)
-    when asked for, the user's own (``trainer.callbacks``), the top-k checkpoints (after
-    EMA: they keep the weights evaluated), then checkpointing, last: the files it writes
-    carry every other callback's state after its epoch-end work."""
+    progress bar, the task's own (an autoencoder's reconstruction images), fast_dev_run,
+    the profiler, early stopping and weight averaging (EMA, SWA) when asked for, the user's
+    own (``trainer.callbacks``), the top-k checkpoints (after EMA: they keep the weights
+    evaluated), then checkpointing, last: the files it writes carry every other callback's
+    state after its epoch-end work."""
     t, regs = run.trainer, run.regs
     callbacks: list[Callback] = [
         Provenance(),
@@ -39,6 +46,7 @@ def default_callbacks(
         *([GradNorms()] if t.log_grad_norms else []),
         MetricsCSV(),
         ProgressBar(table=not quiet),
+        *(cls() for cls in TASK_CALLBACKS.get(run.objective.task, ())),
     ]
     if t.fast_dev_run:
         callbacks.append(FastDevRun())
