@@ -67,3 +67,10 @@ def test_grad_norms_are_logged_per_layer_and_their_epoch_means_reach_metrics_csv
     assert float(rows[0]["grads/norm/fc1.linear"]) == pytest.approx(sum(first) / 3, rel=1e-5)
     # five sigmoid layers: the first layer's gradient is far below the output layer's
     assert float(rows[-1]["grads/norm/fc1.linear"]) < float(rows[-1]["grads/norm/output"]) / 20
+    r = dlx("report", "outputs/runs")
+    assert r.returncode == 0, r.stderr
+    figure = dlx.cwd / "outputs" / "runs" / "report" / "grad_norms.png"
+    import matplotlib.image
+
+    assert matplotlib.image.imread(figure).shape[2] in (3, 4)  # a real PNG
+    assert "![grad_norms](grad_norms.png)" in figure.with_name("report.md").read_text()
