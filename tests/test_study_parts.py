@@ -74,3 +74,15 @@ def test_grad_norms_are_logged_per_layer_and_their_epoch_means_reach_metrics_csv
 
     assert matplotlib.image.imread(figure).shape[2] in (3, 4)  # a real PNG
     assert "![grad_norms](grad_norms.png)" in figure.with_name("report.md").read_text()
+
+
+def test_macs_of_a_runs_config_is_lenets_arithmetic():
+    from dlx.macs import macs_of
+
+    # LeNet-5 at 32x32: conv 6x28x28x25 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10,
+    # and torchinfo counts each bias add as one more: 6x28x28 + 16x10x10 + 120 + 84 + 10
+    weights = 6 * 28 * 28 * 25 + 16 * 10 * 10 * 150 + 400 * 120 + 120 * 84 + 84 * 10
+    biases = 6 * 28 * 28 + 16 * 10 * 10 + 120 + 84 + 10
+    config = {"model": {"name": "lenet"}, "data": {"name": "digits", "image_size": 32}}
+    assert macs_of(config) == weights + biases == 423_038
+    assert macs_of({"model": {"name": "nope"}, "data": {"name": "digits"}}) is None
