@@ -25,8 +25,8 @@ CONV_FAMILIES = ["alexnet", "lenet", "nin", "resnet", "vgg"]
 
 #: every family module under src/dlx/models/ (the registry finds them by itself)
 FAMILIES = (
-    "alexnet", "charlm", "googlenet", "lenet", "lstm", "mlp", "mobilenet", "nin", "resnet",
-    "shufflenet", "vgg",
+    "alexnet", "autoencoder", "charlm", "googlenet", "lenet", "lstm", "mlp", "mobilenet", "nin",
+    "resnet", "shufflenet", "vgg",
 )  # fmt: skip
 
 

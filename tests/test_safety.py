@@ -402,3 +402,16 @@ def test_a_failed_write_fails_the_next_checkpoint_not_the_end_of_the_run(tmp_pat
         w.submit(tmp_path / "last.pt", {"model": {}})  # the next checkpoint says so at once
     w.close()
     assert w._thread is None  # the thread is gone, not parked forever
+
+
+def test_a_checkpoint_copy_is_a_link_that_a_later_write_of_either_name_leaves_alone(tmp_path):
+    from dlx import checkpoint
+
+    best, last = tmp_path / "best.pt", tmp_path / "last.pt"
+    checkpoint.save(best, {"model": {"w": torch.ones(3)}})
+    checkpoint.copy(best, last)
+    assert best.stat().st_ino == last.stat().st_ino  # one file on disk, two names
+    checkpoint.save(last, {"model": {"w": torch.zeros(3)}})  # the next epoch's last.pt
+    assert torch.equal(checkpoint.load(best)["model"]["w"], torch.ones(3))
+    assert torch.equal(checkpoint.load(last)["model"]["w"], torch.zeros(3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]

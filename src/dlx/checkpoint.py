@@ -129,11 +129,22 @@ class Writer:
 
 
 def copy(src: Path, dst: Path) -> None:
-    """``dst`` becomes a copy of ``src``, atomically (as ``atomic_write``)."""
+    """``dst`` becomes a copy of ``src``, atomically: a hard link renamed over ``dst`` (no
+    bytes written twice; a later atomic write of either name replaces only that name), or,
+    where the file system has no hard links, a byte copy (as ``atomic_write``)."""
     import shutil
 
-    with open(src, "rb") as f:
-        atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+    tmp = dst.with_name(f".{dst.name}.{os.getpid()}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(src, tmp)
+        os.replace(tmp, dst)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        with open(src, "rb") as f:
+            atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+        return
+    _fsync_dir(dst.parent)
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

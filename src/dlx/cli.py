@@ -20,6 +20,8 @@ commands:
   train -m [OVERRIDES]     a sweep: grid (optim=sgd,adam), random or TPE (sweep=random|tpe)
   resume RUN_DIR           continue an interrupted or killed run in place, with its saved config
   eval RUN_DIR [OVERRIDES] evaluate the run's best checkpoint on the test split
+  eval RUN_DIR RUN_DIR… [OVERRIDES]
+                           an ensemble: each run's and the averaged probabilities' test metrics
   runs [DIR]               a table of the runs and sweeps under DIR (default outputs/)
   summary [OVERRIDES]      the model's layers, output shapes, parameters and MACs
   tb [DIR]                 TensorBoard on DIR (default outputs/), bound to 127.0.0.1
@@ -54,7 +56,8 @@ def cmd_train(args: list[str]) -> int:
 def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
     if not args or args[0].startswith("-"):
         raise UsageError(
-            f"usage: dlx {command} RUN_DIR" + (" [OVERRIDES]" if command == "eval" else "")
+            f"usage: dlx {command} RUN_DIR"
+            + (" [RUN_DIR…] [OVERRIDES]" if command == "eval" else "")
         )
     run_dir = Path(args[0])
     if not (run_dir / ".hydra" / "config.yaml").is_file():
@@ -93,6 +96,15 @@ def cmd_eval(args: list[str]) -> int:
     from dlx.runs import print_eval
 
     run_dir, overrides = _run_dir_arg("eval", args)
+    dirs = [run_dir]
+    while overrides and "=" not in overrides[0] and not overrides[0].startswith("-"):
+        more, overrides = _run_dir_arg("eval", overrides)  # several: an ensemble
+        dirs.append(more)
+    if len(dirs) > 1:
+        from dlx.ensemble import print_ensemble
+
+        print_ensemble([(d, load_run_config(d, overrides)) for d in dirs])
+        return 0
     print_eval(load_run_config(run_dir, overrides), run_dir)
     return 0
 

@@ -39,6 +39,7 @@ class TrainerConfig:
     deterministic: bool = False
     log_every_n_steps: int = field(default=20, metadata=check(ge=1))
     histogram_every_n_epochs: int = field(default=0, metadata=check(ge=0))  # 0: off
+    log_grad_norms: bool = False  # grads/norm/<layer> at log steps, epoch means in metrics.csv
     monitor: str = "val/acc"  # what best.pt tracks
     mode: str = field(default="auto", metadata=check(choices=["auto", "min", "max"]))
     compile: bool = False

@@ -328,16 +328,19 @@ def build_run(
             f"augment, trainer.tta: data={info.name} is a sequence task; "
             "use augment=none trainer.tta=none"
         )
+    task = task_of(model, info)
+    objective = build_objective(info, task, label_smoothing=regs.label_smoothing)
+    objective.check_options(task, list(cfg.get("augment") or []), trainer.tta)
     aug_seed = trainer.seed + 1_000_003 * ctx.rank  # ranks draw different augmentations
-    per_sample = hasattr(data, "train_transform")
+    # per-sample transforms in a DataLoader's workers would reach the target too: a task
+    # whose target is the image augments on the device, where the target is taken apart
+    per_sample = hasattr(data, "train_transform") and objective.augments is None
     augment_node = None if trainer.overfit_batches else cfg.get("augment")
     augment, sample_transform = split_augment(
         augment_node, info, device, aug_seed, per_sample=per_sample
     )
     if per_sample:
         data.train_transform = sample_transform  # type: ignore[attr-defined]
-    task = task_of(model, info)
-    objective = build_objective(info, task, label_smoothing=regs.label_smoothing)
     known = dict.fromkeys(objective.metric_names(), 0.0)  # monitor typos fail before training
     if trainer.monitor == TrainerConfig.monitor and objective.monitor != trainer.monitor:
         trainer.monitor = objective.monitor  # the default follows the task (val/mse, val/ppl)
@@ -363,7 +366,7 @@ def build_run(
         schedule=schedule,
         scaler=torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed"),
         augment=augment,
-        inputs=Inputs(info, device, trainer.channels_last),
+        inputs=Inputs(info, device, trainer.channels_last, objective.target),
         objective=objective,
         eval_objective=build_objective(info, task),
         meter=TrainMeter(device, objective.stats, objective.width, skip, copy_outputs=cuda_graphs),

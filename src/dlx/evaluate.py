@@ -55,21 +55,17 @@ def evaluate(
     return objective.summarise(split, sums[0] / max(n, 1), sums[1:], n)
 
 
-def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
-    """Metrics of the run's ``which`` checkpoint on the val and test splits (``dlx eval``)."""
+def load_model(
+    cfg: Any, run_dir: Path, info: Any, device: Any, which: str = "best.pt"
+) -> nn.Module:
+    """The run's model (its own ``cfg.model``, for data shaped like ``info``) with the weights
+    of ``checkpoints/which``, on ``device``; a mismatch is one ``RunFailed`` line."""
     from dlx import checkpoint
-    from dlx.config import TrainerConfig
-    from dlx.data import build_data
-    from dlx.device import autocast_for, pick_device
     from dlx.errors import RunFailed
     from dlx.models import build_model
-    from dlx.registry import to_schema
 
-    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
-    device = pick_device(trainer.device)
     state = checkpoint.load(Path(run_dir) / "checkpoints" / which)
-    data = build_data(cfg.data, device)
-    model = build_model(cfg.model, data.info).to(device)
+    model = build_model(cfg.model, info).to(device)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:
@@ -77,8 +73,24 @@ def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, f
             f"checkpoint {run_dir}/checkpoints/{which}: does not fit model={cfg.model.name} "
             f"({str(e).splitlines()[0]})"
         ) from None
-    inputs = Inputs(data.info, device, channels_last=False)
-    objective = build_objective(data.info, task_of(model, data.info))
+    return model
+
+
+def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
+    """Metrics of the run's ``which`` checkpoint on the val and test splits (``dlx eval``)."""
+    from dlx.config import TrainerConfig
+    from dlx.data import build_data
+    from dlx.device import autocast_for, pick_device
+    from dlx.registry import to_schema
+
+    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
+    device = pick_device(trainer.device)
+    data = build_data(cfg.data, device)
+    model = load_model(cfg, run_dir, data.info, device, which)
+    task = task_of(model, data.info)
+    objective = build_objective(data.info, task)
+    objective.check_options(task, [], trainer.tta)
+    inputs = Inputs(data.info, device, channels_last=False, target=objective.target)
     autocast = autocast_for(device, trainer.precision)
     metrics = evaluate(model, data, "val", inputs, objective, autocast, tta=trainer.tta)
     metrics.update(evaluate(model, data, "test", inputs, objective, autocast, tta=trainer.tta))

@@ -78,7 +78,28 @@ def columns(root: Path) -> tuple[dict[str, Any], set[str]]:
     return values, shown
 
 
-def experiment_summary(values: dict[str, Any], shown: set[str]) -> Any:
+def metric_tags(root: Path) -> tuple[str, ...]:
+    """``METRICS``, then the monitored metric and its test twin of every run under ``root``
+    whose task has no accuracy (``val/mse``, ``test/mse`` of an autoencoder)."""
+    import json
+
+    from dlx.rundirs import find_runs
+
+    tags = list(METRICS)
+    for run_dir in find_runs(root):
+        try:
+            monitor = json.loads((run_dir / "summary.json").read_text()).get("monitor")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(monitor, str):
+            twin = monitor.replace("val/", "test/", 1)
+            tags += [t for t in (monitor, twin) if t not in tags]
+    return tuple(tags)
+
+
+def experiment_summary(
+    values: dict[str, Any], shown: set[str], metrics: tuple[str, ...] = METRICS
+) -> Any:
     """The HParams experiment as a TensorBoard ``Summary``: one column per key (type only,
     no domain, so a later run's new value is never filtered out), ``differs`` on ``shown``."""
     from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
@@ -96,7 +117,7 @@ def experiment_summary(values: dict[str, Any], shown: set[str]) -> Any:
             api_pb2.HParamInfo(name=k, type=kind(v), differs=k in shown)
             for k, v in sorted(values.items(), key=lambda kv: (kv[0] not in shown, kv[0]))
         ],
-        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in METRICS],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
         time_created_secs=time.time(),
     )
     content = plugin_data_pb2.HParamsPluginData(
@@ -124,7 +145,8 @@ def write_experiment(root: Path) -> Path | None:
     with open(tmp, "wb") as f:
         writer = RecordWriter(f)
         writer.write(Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
-        event = Event(wall_time=now, step=0, summary=experiment_summary(values, shown))
+        summary = experiment_summary(values, shown, metric_tags(root))
+        event = Event(wall_time=now, step=0, summary=summary)
         writer.write(event.SerializeToString())
     tmp.replace(path)
     return path

@@ -1,8 +1,13 @@
 """Raw batches to model inputs: uint8 images -> [0, 1] -> augment -> normalise (-> a fixed
-permutation of the pixels, ``data.permute``)."""
+permutation of the pixels, ``data.permute``).
+
+The target is the objective's (``Objective.target``): the labels, or for a reconstruction the
+clean image in [0, 1], taken after the data-movement augmentations (crop, flip) and before
+those that corrupt the input (noise, blur, …): a denoising autoencoder's target."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -34,8 +39,15 @@ class Inputs:
     """Turns ``(x, y)`` batches of the data into what the model takes (sequences pass as
     they are)."""
 
-    def __init__(self, info: DataInfo, device: torch.device, channels_last: bool) -> None:
+    def __init__(
+        self,
+        info: DataInfo,
+        device: torch.device,
+        channels_last: bool,
+        target: Callable[[Tensor, Tensor], Tensor] | None = None,
+    ) -> None:
         self.image = info.kind == "image"
+        self.target = target or (lambda image, y: y)
         shape = (1, -1, 1, 1)
         self.mean = torch.tensor(info.mean, device=device).view(shape)
         self.inv_std = 1 / torch.tensor(info.std, device=device).view(shape)
@@ -49,8 +61,10 @@ class Inputs:
         if not self.image:
             return x, y
         if augment is not None:  # uint8 in (crop/flip move the bytes), floats in [0, 1] out
-            x, y = augment(x, y)
+            clean = augment.move(x)
+            x, y = augment.corrupt(clean, y)
         else:
-            x = x.float().div_(255)
-        x = self.permute((x - self.mean).mul_(self.inv_std))
+            clean = x = x.float().div_(255)
+        y = self.target(clean, y)
+        x = self.permute((x - self.mean).mul_(self.inv_std))  # new: ``clean`` stays as it is
         return x.contiguous(memory_format=self.memory_format), y

@@ -83,6 +83,11 @@ class TensorBoard:
         self._hand_over()
         self.writer.add_text(tag, text)
 
+    def image(self, tag: str, image: Any, step: int) -> None:
+        """A (C, H, W) image in [0, 1] at ``step``."""
+        self._hand_over()
+        self.writer.add_image(tag, image, step)
+
     def hparams_start(self, hparams: Mapping[str, Any]) -> None:
         """Open the HParams session with the run's hyperparameters (no experiment summary:
         TensorBoard then infers the columns from all sessions, so runs may differ in keys)."""
@@ -138,6 +143,9 @@ class NullBoard(TensorBoard):
         pass
 
     def text(self, tag: str, text: str) -> None:
+        pass
+
+    def image(self, tag: str, image: Any, step: int) -> None:
         pass
 
     def hparams_start(self, hparams: Mapping[str, Any]) -> None:

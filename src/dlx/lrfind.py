@@ -120,15 +120,17 @@ def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
     model = build_model(regs.model_config(cfg.model), data.info).to(device)
     regs.attach(model)
     optimizer = build_optimizer(cfg.optim, model)
-    per_sample = hasattr(data, "train_transform")  # a DataLoader's workers transform samples
+    task = task_of(model, data.info)
+    objective = build_objective(data.info, task, label_smoothing=regs.label_smoothing)
+    objective.check_options(task, list(cfg.get("augment") or []), "none")
+    # a DataLoader's workers transform samples (not when the target is the image: see core)
+    per_sample = hasattr(data, "train_transform") and objective.augments is None
     augment, sample_transform = split_augment(
         cfg.get("augment"), data.info, device, trainer.seed, per_sample=per_sample
     )
     if per_sample:
         data.train_transform = sample_transform
-    inputs = Inputs(data.info, device, channels_last=False)
-    task = task_of(model, data.info)
-    objective = build_objective(data.info, task, label_smoothing=regs.label_smoothing)
+    inputs = Inputs(data.info, device, channels_last=False, target=objective.target)
     autocast = autocast_for(device, trainer.precision)
     scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
     params = [p for p in model.parameters() if p.requires_grad]

@@ -6,7 +6,10 @@ objective names its epoch metrics (``names``: ``loss`` first) and the one ``trai
 follows by default (``monitor``). The loop and evaluation only call ``loss``, ``stats`` (device
 sums, no host sync) and ``summarise`` (host floats from the split's sums).
 
-New tasks register with ``@OBJECTIVES.register("name")``.
+New tasks register with ``@register("name")``. An objective also says what the target is
+(``target``: the label, or the clean image a reconstruction compares with), how several
+models' outputs combine (``combine``: an ensemble) and which augmentations and test-time
+augmentations make sense for it (``check_options``).
 """
 
 from __future__ import annotations
@@ -20,10 +23,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dlx.data.base import DataInfo
+from dlx.errors import UsageError
 
 #: regression counts a prediction right within this distance of the target, the tolerance of
 #: Hochreiter & Schmidhuber (1997) for the adding problem
 REGRESSION_TOLERANCE = 0.04
+#: the smallest mse PSNR is computed from (a perfect reconstruction reads 100 dB, not inf)
+MIN_MSE = 1e-10
 
 #: the objectives by task name
 OBJECTIVES: dict[str, Callable[..., Objective]] = {}
@@ -32,6 +38,7 @@ OBJECTIVES: dict[str, Callable[..., Objective]] = {}
 def register(task: str) -> Callable[[type[Objective]], type[Objective]]:
     def add(cls: type[Objective]) -> type[Objective]:
         OBJECTIVES[task] = cls
+        cls.task = task
         return cls
 
     return add
@@ -40,12 +47,18 @@ def register(task: str) -> Callable[[type[Objective]], type[Objective]]:
 class Objective:
     """Classification: cross-entropy (optionally label-smoothed) and top-1 accuracy."""
 
+    #: the task's name (set by ``register``)
+    task: str = "classification"
     #: the epoch metrics of each split, ``loss`` first
     names: tuple[str, ...] = ("loss", "acc")
     #: what ``trainer.monitor`` follows when left at its default
     monitor: str = "val/acc"
     #: how many sums ``stats`` returns
     width: int = 1
+    #: the ``augment`` options the task allows (None: every one)
+    augments: tuple[str, ...] | None = None
+    #: whether ``trainer.tta`` may average views (the output does not move with the input)
+    tta: bool = True
 
     def __init__(self, info: DataInfo, label_smoothing: float = 0.0) -> None:
         self.info = info
@@ -72,6 +85,28 @@ class Objective:
         """``train/loss``, ``train/acc``, … : what may be monitored."""
         return [f"{s}/{name}" for s in splits for name in self.names]
 
+    def target(self, image: Tensor, y: Tensor) -> Tensor:
+        """What the output is compared with, given the batch's clean image in [0, 1] (after
+        the data-movement augmentations, before any corruption) and its labels: the labels."""
+        return y
+
+    def combine(self, outs: list[Tensor]) -> Tensor:
+        """Several models' outputs as one (an ensemble): the log of the mean softmax
+        probabilities, logits whose softmax is the averaged distribution."""
+        probs = torch.stack([o.float().softmax(-1) for o in outs]).mean(0)
+        return probs.clamp_min(torch.finfo(probs.dtype).tiny).log()
+
+    def check_options(self, task: str, augment: list[str], tta: str) -> None:
+        """A one-line ``UsageError`` for an ``augment`` option or ``trainer.tta`` that makes
+        no sense for this task."""
+        if self.augments is not None and (bad := [a for a in augment if a not in self.augments]):
+            raise UsageError(
+                f"augment={bad[0]}: not for a {task} task (the target would not follow the "
+                f"input); choose from: {', '.join(self.augments)}"
+            )
+        if not self.tta and tta != "none":
+            raise UsageError(f"trainer.tta={tta}: not for a {task} task; use trainer.tta=none")
+
 
 register("classification")(Objective)
 
@@ -85,6 +120,48 @@ class Regression(Objective):
 
     def hits(self, out: Tensor, y: Tensor) -> Tensor:
         return (out.squeeze(-1).float() - y).abs() < REGRESSION_TOLERANCE
+
+    def combine(self, outs: list[Tensor]) -> Tensor:
+        return torch.stack([o.float() for o in outs]).mean(0)
+
+
+def psnr(mse: float, peak: float = 1.0) -> float:
+    """Peak signal-to-noise ratio in dB: 10 log10(peak^2 / mse) (mse 0.01 on [0, 1] -> 20)."""
+    return 10 * math.log10(peak**2 / max(mse, MIN_MSE))
+
+
+@register("reconstruction")
+class Reconstruction(Objective):
+    """An image back from the model: the mean-squared error between its output (in [0, 1],
+    e.g. a sigmoid's) and the clean input image in [0, 1]. A denoising autoencoder gets the
+    same target: the corrupting augmentations (``noise``, ``blur``, ``color``, ``cutout``)
+    change the model's input alone, while ``crop`` and ``flip`` move target and input alike.
+
+    ``*/mse`` is the mean over samples (and pixels) of the squared error; ``*/psnr`` is
+    computed from the split's mean mse, ``10 log10(1 / mse)`` (not a mean of per-image PSNRs).
+    """
+
+    names = ("loss", "mse", "psnr")
+    monitor = "val/mse"
+    augments = ("crop", "flip", "color", "blur", "noise", "cutout")
+    tta = False  # a view's output would have to be moved back first
+
+    def target(self, image: Tensor, y: Tensor) -> Tensor:
+        return image
+
+    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+        return F.mse_loss(out.float(), y.float())
+
+    def stats(self, out: Tensor, y: Tensor) -> Tensor:
+        """The sum over the batch of each sample's mean squared error."""
+        return (out.float() - y.float()).square().flatten(1).mean(1).sum().reshape(1)
+
+    def summarise(self, split: str, loss: float, stats: list[float], n: int) -> dict[str, Any]:
+        mse = stats[0] / max(n, 1)
+        return {f"{split}/loss": loss, f"{split}/mse": mse, f"{split}/psnr": psnr(mse)}
+
+    def combine(self, outs: list[Tensor]) -> Tensor:
+        return torch.stack([o.float() for o in outs]).mean(0)
 
 
 @register("sequence_classification")

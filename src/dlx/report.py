@@ -21,6 +21,10 @@ from dlx.monitor import resolve_mode
 
 #: overrides that never make a group: the seed (what a group averages over) and Hydra's own
 IGNORED = ("trainer.seed", "hydra.", "sweep=")
+#: the pseudo-metric of ``dlx.macs`` (a model's multiply-accumulates per sample)
+MACS = "macs"
+#: a metric's prefix for its final epoch's figure (``last:train/loss``), not the best epoch's
+LAST = "last:"
 #: statuses whose figures count in the means
 COUNTED = ("completed", "stopped_early", "pruned", "running", "interrupted")
 
@@ -55,8 +59,16 @@ class RunRecord:
         )
 
     def value(self, metric: str) -> float | None:
-        """The run's figure: its summary's (best epoch), else its last finished epoch's."""
-        v = self.summary.get("metrics", {}).get(metric)
+        """The run's figure: its summary's (best epoch), else its last finished epoch's;
+        ``last:NAME`` is always the last finished epoch's."""
+        if metric == MACS:
+            from dlx.macs import macs_of
+
+            macs = macs_of(self.config)
+            return float(macs) if macs is not None else None
+        last = metric.startswith(LAST)
+        metric = metric.removeprefix(LAST)
+        v = self.summary.get("last" if last else "metrics", {}).get(metric)
         if v is None and self.rows:
             v = self.rows[-1].get(metric)
         return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
@@ -198,10 +210,12 @@ def build(
     return Report(chosen, groups, target, rows, target_metric)
 
 
-def _fmt(ms: tuple[float, float, int], digits: int = 4) -> str:
+def _fmt(ms: tuple[float, float, int], digits: int = 4, metric: str = "") -> str:
     mean, std, n = ms
     if n == 0:
         return "-"
+    if metric == MACS:  # one model per group: a count, not a spread
+        return f"{mean:,.0f}"
     return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
 
 
@@ -212,7 +226,7 @@ def columns(report: Report) -> list[str]:
 
 def cells(report: Report, row: dict[str, Any]) -> list[str]:
     out = [row["group"], str(row["n"]), str(row["failed"])]
-    out += [_fmt(row[m]) for m in report.metrics]
+    out += [_fmt(row[m], metric=m) for m in report.metrics]
     out.append(f"{row['params']:,}" if row["params"] else "-")
     out.append(_fmt(row["s/epoch"], 2))
     if report.target is not None:

@@ -1,15 +1,20 @@
 """The figures of ``dlx report``: learning curves per group (mean over seeds, a band of ±1
-std) and a bar chart of each chosen metric with error bars. matplotlib (Agg) is imported here
-alone, when a report is drawn."""
+std), a bar chart of each chosen metric with error bars and, for runs that logged them
+(``trainer.log_grad_norms``), each layer's final gradient norm from input to output on a log
+scale. matplotlib (Agg) is imported here alone, when a report is drawn."""
 
 from __future__ import annotations
 
 import statistics
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dlx.report import Group, Report
+
+
+#: the per-layer gradient norms' metric prefix (``dlx.callbacks.grad_norms``)
+GRADS = "grads/norm/"
 
 
 def curve(group: Group, metric: str) -> tuple[list[int], list[float], list[float]]:
@@ -83,4 +88,45 @@ def draw(report: Report, out: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
+    written += filter(None, [_grad_norms(report, out, plt)])
     return written
+
+
+def layer_norms(group: Group) -> tuple[list[str], list[float], list[float]]:
+    """Layers in the model's order, the mean and std over the group's runs of each one's
+    ``grads/norm/<layer>`` in the final epoch."""
+    per_layer: dict[str, list[float]] = {}
+    for r in group.counted:
+        for k, v in (r.rows[-1] if r.rows else {}).items():
+            if k.startswith(GRADS):
+                per_layer.setdefault(k[len(GRADS) :], []).append(v)
+    layers = list(per_layer)
+    means = [statistics.fmean(per_layer[k]) for k in layers]
+    stds = [statistics.stdev(per_layer[k]) if len(per_layer[k]) > 1 else 0.0 for k in layers]
+    return layers, means, stds
+
+
+def _grad_norms(report: Report, out: Path, plt: Any) -> Path | None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = False
+    for g in report.groups:
+        layers, mean, std = layer_norms(g)
+        if not layers:
+            continue
+        drawn = True
+        ax.errorbar(range(len(layers)), mean, yerr=std, marker="o", ms=4, capsize=3, label=g.label)
+        ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (input to output)")
+    ax.set_ylabel("gradient L2 norm, final epoch")
+    ax.set_title("grads/norm/<layer>: mean ± std over seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "grad_norms.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -93,7 +93,10 @@ def sort_runs(runs: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
             f"--sort {sort}: no run has it; use a metric ({', '.join(COLUMNS)}), status, "
             "epochs or duration_s"
         )
-    ascending = ("loss" in name or "duration" in name) != sort.startswith("-")
+    from dlx.monitor import resolve_mode
+
+    smaller = resolve_mode(name, "auto") == "min" or "duration" in name  # loss, mse, ppl
+    ascending = smaller != sort.startswith("-")
     have = [r for r in runs if value(r) is not None]
     have.sort(
         key=lambda r: value(r) if isinstance(value(r), int | float) else str(value(r)),
@@ -105,8 +108,8 @@ def sort_runs(runs: list[dict[str, Any]], sort: str) -> list[dict[str, Any]]:
 def print_runs(root: Path, sort: str | None = None, console: Console | None = None) -> None:
     """A Rich table of every run under ``root``; ``sort`` by a metric or a summary key.
 
-    Losses and durations sort best (smallest) first, everything else largest first;
-    ``-KEY`` reverses that.
+    Losses, errors (``mse``, ``ppl``) and durations sort best (smallest) first, everything else
+    largest first; ``-KEY`` reverses that.
     """
     console = console or Console()
     if not console.is_terminal:

@@ -18,21 +18,33 @@ from pathlib import Path
 from typing import Any
 
 from dlx.errors import UsageError
-from dlx.report import Report, mean_std
+from dlx.report import Report, RunRecord, mean_std
 
 #: the packaged studies
 STUDIES = Path(__file__).parent / "conf" / "study"
 #: a claim's metric meaning "epochs until the study's target is reached" (lower is better)
 EPOCHS = "epochs_to_target"
+#: a claim's metric meaning "the fraction of runs that finished" (did not diverge or fail)
+FINISHED = "finished"
+#: what a run's status counts as finished
+FINISHED_STATUSES = ("completed", "stopped_early")
 
 
 @dataclass
 class Claim:
+    """``better`` beats ``than`` on ``metric``. ``than`` is a group, or a number (a baseline:
+    the 0.167 MSE of predicting the mean). ``metric`` is a run's metric (``val/acc``), the
+    difference or ratio of two (``train/acc - val/acc``, ``grads/norm/fc1 / grads/norm/out``),
+    ``epochs_to_target`` or ``finished``; ``last:val/acc`` is the final epoch's figure (the
+    best epoch's otherwise). With ``factor`` the margin must be that ratio too
+    ("orders of magnitude": 10)."""
+
     text: str
     better: str  # a group, as its overrides read in the report: "optim=momentum"
-    than: str
+    than: str | float
     metric: str = EPOCHS
-    higher_is_better: bool | None = None  # None: lower for losses and epochs, else higher
+    higher_is_better: bool | None = None  # None: lower for losses, errors, epochs; else higher
+    factor: float = 1.0
 
 
 @dataclass
@@ -65,7 +77,10 @@ def load(path: Path) -> Study:
     """The study in ``path``, checked: one line naming the key when something is off."""
     import yaml
 
-    data = yaml.safe_load(path.read_text()) or {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise UsageError(f"study {path.stem}: not valid YAML ({str(e).splitlines()[0]})") from None
     known = set(Study.__dataclass_fields__)
     for key in data:
         if key not in known:
@@ -77,46 +92,87 @@ def load(path: Path) -> Study:
         raise UsageError(f"study {path.stem}: {e}") from None
     if not study.grid or not study.claims:
         raise UsageError(f"study {path.stem}: needs a grid and at least one claim")
+    for c in study.claims:
+        if (" - " in c.metric or " / " in c.metric) and c.higher_is_better is None:
+            raise UsageError(
+                f"study {path.stem}: claim {c.text!r}: metric {c.metric!r} is a difference "
+                "or ratio; say higher_is_better: true or false"
+            )
     if any(c.metric == EPOCHS for c in study.claims) and not study.target:
         raise UsageError(f"study {path.stem}: claims on {EPOCHS} need a target")
     return study
 
 
+def hydra_value(v: Any) -> str:
+    """A YAML value as a Hydra override writes it: ``null``, ``true``, ``[64,64]``."""
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, list):
+        return "[" + ",".join(hydra_value(x) for x in v) + "]"
+    return str(v)
+
+
 def sweep_args(study: Study, extra: list[str], out: Path) -> list[str]:
     """The ``dlx train -m`` arguments of the study's sweep."""
-    grid = [f"{k}={','.join(str(v) for v in vs)}" for k, vs in study.grid.items()]
+    grid = [f"{k}={','.join(hydra_value(v) for v in vs)}" for k, vs in study.grid.items()]
     seeds = "trainer.seed=" + ",".join(str(s) for s in study.seeds)
     return ["-m", *grid, seeds, *study.overrides, *extra, f"hydra.sweep.dir={out}"]
 
 
+def run_value(r: RunRecord, metric: str, study: Study) -> float | None:
+    """One run's figure for a claim's ``metric`` (see ``Claim``); None where it has none.
+    Epochs to the target: a run that never reached it counts one epoch more than it ran."""
+    if metric == FINISHED:
+        return float(r.status in FINISHED_STATUSES)
+    for op in (" / ", " - "):
+        if op in metric:
+            left, right = (run_value(r, m.strip(), study) for m in metric.split(op, 1))
+            if left is None or right is None or (op == " / " and right == 0):
+                return None
+            return left / right if op == " / " else left - right
+    if metric != EPOCHS:
+        return r.value(metric)
+    assert study.target is not None
+    reached = r.epochs_to(float(study.target["value"]), study.target.get("metric"))
+    return float(reached if reached is not None else len(r.rows) + 1)
+
+
 def group_values(report: Report, label: str, study: Study, metric: str) -> tuple[float, float, int]:
-    """Mean, std and n of ``metric`` over group ``label`` (epochs to the target: a run that
-    never reached it counts as one epoch more than it ran)."""
+    """Mean, std and n of ``metric`` over group ``label``'s runs (every run for ``finished``,
+    the counted ones otherwise: a diverged run has no loss to average)."""
     group = next((g for g in report.groups if g.label == label), None)
     if group is None:
         labels = ", ".join(g.label for g in report.groups)
         raise UsageError(f"study {study.name}: no group {label!r}; the groups: {labels}")
-    if metric != EPOCHS:
-        return mean_std([v for r in group.counted if (v := r.value(metric)) is not None])
-    assert study.target is not None
-    epochs = []
-    for r in group.counted:
-        reached = r.epochs_to(float(study.target["value"]), study.target.get("metric"))
-        epochs.append(reached if reached is not None else len(r.rows) + 1)
-    return mean_std(epochs)
+    runs = group.runs if metric == FINISHED else group.counted
+    return mean_std([v for r in runs if (v := run_value(r, metric, study)) is not None])
 
 
 def verdict(
-    a: tuple[float, float, int], b: tuple[float, float, int], higher_is_better: bool
+    a: tuple[float, float, int],
+    b: tuple[float, float, int],
+    higher_is_better: bool,
+    factor: float = 1.0,
+    baseline: bool = False,
 ) -> str:
-    """``supported`` when ``a`` beats ``b`` and their mean ± std intervals do not overlap,
-    ``not supported`` when ``b`` beats ``a`` so, ``inconclusive`` otherwise."""
+    """``supported`` when ``a`` beats ``b`` and their mean ± std intervals do not overlap
+    (and, with ``factor``, the better mean is that many times the other's), ``not
+    supported`` when ``b`` beats ``a`` so or ``a`` falls short of the factor, ``inconclusive``
+    otherwise, and when a group has fewer than two runs (no spread to judge by). A
+    ``baseline`` ``b`` is a number: std 0, no runs."""
     (ma, sa, na), (mb, sb, nb) = a, b
-    if na == 0 or nb == 0:
+    if na < 2 or (nb < 2 and not baseline):
         return "inconclusive"
     if abs(ma - mb) <= sa + sb:
         return "inconclusive"
-    return "supported" if (ma > mb) == higher_is_better else "not supported"
+    if (ma > mb) != higher_is_better:
+        return "not supported"
+    hi, lo = (ma, mb) if higher_is_better else (mb, ma)
+    if factor > 1 and not (lo > 0 and hi / lo >= factor):
+        return "not supported"
+    return "supported"
 
 
 def judge(study: Study, report: Report) -> list[str]:
@@ -126,15 +182,18 @@ def judge(study: Study, report: Report) -> list[str]:
     lines = []
     for c in study.claims:
         a = group_values(report, c.better, study, c.metric)
-        b = group_values(report, c.than, study, c.metric)
+        baseline = isinstance(c.than, int | float)
+        b = (float(c.than), 0.0, 1) if baseline else group_values(report, c.than, study, c.metric)
         higher = c.higher_is_better
         if higher is None:
-            higher = c.metric != EPOCHS and resolve_mode(c.metric, "auto") == "max"
+            higher = c.metric == FINISHED or (
+                c.metric != EPOCHS and resolve_mode(c.metric, "auto") == "max"
+            )
         what = c.metric if c.metric != EPOCHS else f"epochs to {_target_text(study)}"
-        lines.append(
-            f"{verdict(a, b, higher)}: {c.text} ({what}: {c.better} {_ms(a)} vs "
-            f"{c.than} {_ms(b)}, n={a[2]}/{b[2]})"
-        )
+        than = f"the baseline {c.than}" if baseline else f"{c.than} {_ms(b)}"
+        n = f"n={a[2]}" if baseline else f"n={a[2]}/{b[2]}"
+        said = verdict(a, b, higher, c.factor, baseline)
+        lines.append(f"{said}: {c.text} ({what}: {c.better} {_ms(a)} vs {than}, {n})")
     return lines
 
 

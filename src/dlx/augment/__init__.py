@@ -88,6 +88,11 @@ class Augmenter:
         The leading data-movement ops (crop, flip) run as one gather on the uint8 bytes,
         before the conversion to floats that the other ops work on.
         """
+        return self.corrupt(self.move(x), y)
+
+    def move(self, x: Tensor) -> Tensor:
+        """The leading data-movement ops (crop, flip) as one gather; floats in [0, 1] out.
+        What a reconstruction's target follows (``Inputs``)."""
         if self.moves:
             n, _, h, w = x.shape
             m: Remap | None = None
@@ -95,8 +100,11 @@ class Augmenter:
                 step = op.remap((n, h, w), self.rng, x.device)
                 m = step if m is None else m.then(step)
             x = remap(x, m)
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255)
+        return x.float().div_(255) if x.dtype == torch.uint8 else x
+
+    def corrupt(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        """The other ops, on floats in [0, 1]; ``x`` itself is left as it is (every op
+        returns a new tensor)."""
         for op in self.rest:
             x, y = op.batch(x, y, self.rng)
         return x, y

@@ -11,31 +11,42 @@ from dlx.callbacks.checkpointing import Checkpointing
 from dlx.callbacks.csvlog import MetricsCSV
 from dlx.callbacks.early_stopping import EarlyStop
 from dlx.callbacks.fast_dev_run import FastDevRun
+from dlx.callbacks.grad_norms import GradNorms
 from dlx.callbacks.profiler import Profiler
 from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.provenance import Provenance
 from dlx.callbacks.pruning import pruning_callback
+from dlx.callbacks.reconstruction import ReconstructionImages
 from dlx.callbacks.top_k import TopK
 from dlx.errors import UsageError
 
 if TYPE_CHECKING:
     from dlx.core import Run
 
+#: callbacks a task brings along (by ``Objective.task``)
+TASK_CALLBACKS: dict[str, tuple[type[Callback], ...]] = {
+    "reconstruction": (ReconstructionImages,),
+}
+
 
 def default_callbacks(
     run: Run, user: list[Callback] | None = None, quiet: bool = False
 ) -> list[Callback]:
-    """Provenance, TensorBoard, metrics.csv, the progress bar, fast_dev_run, the profiler,
-    early stopping and weight averaging (EMA, SWA) when asked for, the user's own
-    (``trainer.callbacks``), the top-k checkpoints (after EMA: they keep the weights
+    """Provenance, TensorBoard, the per-layer gradient norms when asked for (their epoch
+    means join the epoch's metrics after TensorBoard has its own points), metrics.csv, the
+    progress bar, the task's own (an autoencoder's reconstruction images), fast_dev_run,
+    the profiler, early stopping and weight averaging (EMA, SWA) when asked for, the user's
+    own (``trainer.callbacks``), the top-k checkpoints (after EMA: they keep the weights
     evaluated), then checkpointing, last: the files it writes carry every other callback's
     state after its epoch-end work."""
     t, regs = run.trainer, run.regs
     callbacks: list[Callback] = [
         Provenance(),
         TensorBoardLogger(),
+        *([GradNorms()] if t.log_grad_norms else []),
         MetricsCSV(),
         ProgressBar(table=not quiet),
+        *(cls() for cls in TASK_CALLBACKS.get(run.objective.task, ())),
     ]
     if t.fast_dev_run:
         callbacks.append(FastDevRun())

@@ -17,11 +17,13 @@ DATASETS: Registry = Registry("data", package="dlx.data")
 
 def build_data(node, device: torch.device) -> DataModule:
     """Load the dataset that config node ``cfg.data`` describes, batches on ``device``; an
-    image dataset's reading keys (``data.sequence``, ``data.permute``) go into its info."""
-    from dlx.data.base import ReadingConfig, reading
+    image dataset's reading keys (``data.sequence``, ``data.permute``) go into its info, and
+    ``data.train_fraction`` keeps a seeded part of its training split."""
+    from dlx.data.base import ReadingConfig, keep_train_fraction, reading
 
     cfg = DATASETS.parse(node)
     data = DATASETS.get(cfg.name).builder(cfg, device)
     if isinstance(cfg, ReadingConfig):
         data.info = reading(data.info, cfg)
+    keep_train_fraction(data, getattr(cfg, "train_fraction", 1.0), getattr(cfg, "split_seed", 0))
     return data

@@ -141,6 +141,21 @@ class InMemoryData:
                 yield x[i * bs : (i + 1) * bs], y[i * bs : (i + 1) * bs]
 
 
+def keep_train_fraction(data: Any, fraction: float, seed: int) -> None:
+    """Keep a seeded ``fraction`` of ``data``'s training split (at least one sample), in
+    place: the same subset for every run of one ``seed``, nested as the fraction grows."""
+    if fraction >= 1:
+        return
+    if not isinstance(data, InMemoryData):
+        raise UsageError(f"data.train_fraction={fraction}: data={data.info.name} keeps it at 1.0")
+    x, y = data.splits["train"]
+    g = torch.Generator().manual_seed(seed + 7919)  # not the split's own permutation
+    keep = torch.randperm(len(y), generator=g)[: max(1, round(len(y) * fraction))]
+    keep = keep.sort().values.to(x.device)
+    data.splits["train"] = (x[keep], y[keep])
+    data.info = replace(data.info, sizes={**data.info.sizes, "train": len(keep)})
+
+
 # --- shared by the image datasets -----------------------------------------------------------
 @dataclass
 class ReadingConfig:
@@ -177,6 +192,8 @@ class ImageDataConfig(ReadingConfig):
     image_size: int | None = field(default=None, metadata=check(ge=8, le=512))
     channels: int | None = field(default=None, metadata=check(choices=[1, 3]))
     val_fraction: float = field(default=0.1, metadata=check(ge=0, lt=1))
+    # a seeded subset of the training split (val and test stay whole): small-data studies
+    train_fraction: float = field(default=1.0, metadata=check(gt=0, le=1))
     split_seed: int = 0
     num_workers: int = field(default=2, metadata=check(ge=0))  # loader processes, if any
 
