@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from dlx.augment.tta import TTA
 from dlx.errors import UsageError
-from dlx.monitor import resolve_mode
+from dlx.monitor import DEFAULT_MONITOR, resolve_mode
 from dlx.registry import check
 
 #: the config's top-level keys: one per group
@@ -40,7 +40,7 @@ class TrainerConfig:
     log_every_n_steps: int = field(default=20, metadata=check(ge=1))
     histogram_every_n_epochs: int = field(default=0, metadata=check(ge=0))  # 0: off
     log_grad_norms: bool = False  # grads/norm/<layer> at log steps, epoch means in metrics.csv
-    monitor: str = "val/acc"  # what best.pt tracks
+    monitor: str = DEFAULT_MONITOR  # what best.pt tracks (left here: the task's own)
     mode: str = field(default="auto", metadata=check(choices=["auto", "min", "max"]))
     compile: bool = False
     compile_mode: str = field(

@@ -37,7 +37,7 @@ from dlx.log import NullBoard, Progress, TensorBoard
 from dlx.meter import TrainMeter, epoch_metrics
 from dlx.models import build_model
 from dlx.monitor import resolve_mode
-from dlx.objective import Objective, build_objective, task_of
+from dlx.objective import Objective, build_objective, followed_monitor, task_of
 from dlx.optim import build_optimizer
 from dlx.optstats import read
 from dlx.perf import Throughput
@@ -342,8 +342,8 @@ def build_run(
     if per_sample:
         data.train_transform = sample_transform  # type: ignore[attr-defined]
     known = dict.fromkeys(objective.metric_names(), 0.0)  # monitor typos fail before training
-    if trainer.monitor == TrainerConfig.monitor and objective.monitor != trainer.monitor:
-        trainer.monitor = objective.monitor  # the default follows the task (val/mse, val/ppl)
+    if (followed := followed_monitor(trainer.monitor, objective)) != trainer.monitor:
+        trainer.monitor = followed  # the default follows the task (val/mse, val/ppl)
         trainer.mode = resolve_mode(trainer.monitor, cfg.trainer.get("mode", "auto"))
     metric(known, trainer.monitor, "trainer.monitor")
     if regs.early_stopping is not None:

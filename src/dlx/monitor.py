@@ -3,6 +3,9 @@ the sweeper's ``direction`` follow the metric unless set."""
 
 from __future__ import annotations
 
+#: ``trainer.monitor``'s default: a run left there follows its task's own (``Objective.monitor``:
+#: ``val/mse`` for an autoencoder, ``val/ppl`` for a language model)
+DEFAULT_MONITOR = "val/acc"
 #: metric names (the part after ``split/``) that are better when smaller
 SMALLER_IS_BETTER = ("loss", "mse", "ppl", "error", "err")
 

@@ -24,6 +24,7 @@ from torch import Tensor
 
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
+from dlx.monitor import DEFAULT_MONITOR
 
 #: regression counts a prediction right within this distance of the target, the tolerance of
 #: Hochreiter & Schmidhuber (1997) for the adding problem
@@ -211,5 +212,21 @@ def build_objective(info: DataInfo, task: str | None = None, **kwargs: Any) -> O
 
 
 def task_of(model: Any, info: DataInfo) -> str:
-    """The model's task when it declares one (``model.task``), else the data's."""
+    """The model's task when it brings one (``model.task``), else the data's."""
     return getattr(model, "task", None) or info.task
+
+
+def followed_monitor(monitor: str, objective: Objective | type[Objective]) -> str:
+    """``trainer.monitor`` as a run follows it: left at its default (``val/acc``), the task's
+    own (``val/mse`` of a reconstruction, ``val/ppl`` of a language model)."""
+    return objective.monitor if monitor == DEFAULT_MONITOR else monitor
+
+
+def planned_monitor(cfg: Any) -> str:
+    """The metric a run of the composed ``cfg`` will monitor, known before anything is built
+    (a sweep's direction): its model's task, else its data's (their options' ``task``)."""
+    from dlx.data import DATASETS
+    from dlx.models import MODELS
+
+    task = MODELS.get(cfg.model.name).task or DATASETS.get(cfg.data.name).task
+    return followed_monitor(str(cfg.trainer.monitor), OBJECTIVES[task or "classification"])

@@ -125,6 +125,7 @@ class Entry:
     name: str
     schema: type
     builder: Callable[..., Any]
+    task: str | None = None  # the objective the option brings (a model's, a dataset's)
 
 
 class Registry(Generic[F]):
@@ -151,11 +152,14 @@ class Registry(Generic[F]):
                 import_module(f"{package}.{info.name}")
         return self
 
-    def register(self, name: str, schema: type) -> Callable[[F], F]:
+    def register(self, name: str, schema: type, task: str | None = None) -> Callable[[F], F]:
+        """Register ``name``'s builder and schema; ``task`` names the objective it brings
+        (``dlx.objective.OBJECTIVES``): known before anything is built (a sweep's direction)."""
+
         def deco(fn: F) -> F:
             if name in self._entries:
                 raise ValueError(f"{self.group}={name} registered twice")
-            self._entries[name] = Entry(name, schema, fn)
+            self._entries[name] = Entry(name, schema, fn, task)
             return fn
 
         return deco

@@ -59,7 +59,7 @@ def adding_problem(n: int, seq_len: int, seed: int | list[int]) -> tuple[Tensor,
     return x, y
 
 
-@DATASETS.register("adding", AddingConfig)
+@DATASETS.register("adding", AddingConfig, task="regression")
 def adding(cfg: AddingConfig, device: torch.device) -> InMemoryData:
     """Train/val/test sets of the adding problem, each from its own stream of ``split_seed``."""
     sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}
@@ -114,7 +114,7 @@ def copy_task(
     return F.one_hot(tokens, alphabet + 2).float(), y
 
 
-@DATASETS.register("copy", CopyConfig)
+@DATASETS.register("copy", CopyConfig, task="sequence_classification")
 def copy(cfg: CopyConfig, device: torch.device) -> InMemoryData:
     """Train/val/test sets of the copy task, each from its own stream of ``split_seed``."""
     sizes = {"train": cfg.num_train, "val": cfg.num_val, "test": cfg.num_test}

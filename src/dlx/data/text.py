@@ -128,7 +128,7 @@ class TextData:
             yield x[idx], y[idx]
 
 
-@DATASETS.register("text", TextConfig)
+@DATASETS.register("text", TextConfig, task="language_model")
 def text(cfg: TextConfig, device: torch.device) -> TextData:
     """The corpus's train/val/test id streams and its character vocabulary."""
     fractions = {"val": cfg.val_fraction, "test": cfg.test_fraction}

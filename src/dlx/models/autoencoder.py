@@ -17,7 +17,7 @@ odd ones too), by ``upsample``:
 
 Each stage maps its channels back to the previous stage's; the last one to the image's
 channels, linear, then a sigmoid: pixels in [0, 1], what the ``reconstruction`` objective
-compares with the clean input (``task = "reconstruction"``, whatever the data's labels).
+(the task its option brings, whatever the data's labels) compares with the clean input.
 """
 
 from __future__ import annotations
@@ -127,8 +127,6 @@ class Up(nn.Module):
 class Autoencoder(nn.Module):
     """encoder -> code -> decoder; ``encode`` alone gives the code."""
 
-    task = "reconstruction"
-
     def __init__(
         self, encoder: list[Down], code: nn.Module, expand: nn.Module, decoder: list[Up]
     ) -> None:
@@ -157,7 +155,7 @@ class Autoencoder(nn.Module):
         return self.decode(*self.encode(x))
 
 
-@MODELS.register("autoencoder", AutoencoderConfig)
+@MODELS.register("autoencoder", AutoencoderConfig, task="reconstruction")
 def autoencoder(cfg: AutoencoderConfig, info: DataInfo) -> nn.Module:
     """The autoencoder for ``info``'s channels and image size (its labels are not used)."""
     require_image(info, "autoencoder")

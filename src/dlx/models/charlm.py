@@ -61,8 +61,6 @@ def codes_vocab(codes: Tensor) -> tuple[str, ...]:
 class CharLM(nn.Module):
     """ids (N, T) -> logits (N, T, V)."""
 
-    task = "language_model"
-
     def __init__(self, cfg: CharLMConfig, vocab: tuple[str, ...]) -> None:
         super().__init__()
         v = len(vocab)
@@ -87,7 +85,7 @@ class CharLM(nn.Module):
         return self.step(x)[0]
 
 
-@MODELS.register("charlm", CharLMConfig)
+@MODELS.register("charlm", CharLMConfig, task="language_model")
 def charlm(cfg: CharLMConfig, info: DataInfo) -> nn.Module:
     """A character-level language model over ``info``'s vocabulary."""
     if info.kind != "text" or not info.vocab:

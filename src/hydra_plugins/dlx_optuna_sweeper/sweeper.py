@@ -109,6 +109,17 @@ def objective_of(ret: JobReturn) -> float | None:
 MODES = {"min": "minimize", "max": "maximize"}
 
 
+def _monitor(cfg: DictConfig) -> str:
+    """What the trials will monitor: ``trainer.monitor``, or its task's when left at the
+    default (an autoencoder minimises ``val/mse``)."""
+    from dlx.objective import planned_monitor
+
+    try:
+        return planned_monitor(cfg)
+    except (KeyError, AttributeError):  # no model/data/trainer node: the plain rule
+        return str((cfg.get("trainer") or {}).get("monitor", "val/acc"))
+
+
 def direction_for(direction: str | None, monitor: str, mode: str | None = None) -> str:
     """``hydra.sweeper.direction`` when set; else the best.pt rule of the trials themselves
     (``trainer.mode``, whose ``auto`` minimises losses and errors and maximises the rest)."""
@@ -300,9 +311,7 @@ class DlxOptunaSweeper(Sweeper):
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
         trainer = self.config.get("trainer") or {}
-        direction = direction_for(
-            self.direction, str(trainer.get("monitor", "val/acc")), trainer.get("mode")
-        )
+        direction = direction_for(self.direction, _monitor(self.config), trainer.get("mode"))
         with open_dict(self.config):
             self.config.hydra.sweeper.direction = direction
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
