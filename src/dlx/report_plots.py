@@ -32,7 +32,8 @@ def curve(group: Group, metric: str) -> tuple[list[int], list[float], list[float
 
 
 def _slug(metric: str) -> str:
-    return metric.replace("/", "_")
+    """A file-name-safe form of a metric: ``last:train/loss`` -> ``last_train_loss``."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in metric)
 
 
 def draw(report: Report, out: Path) -> list[Path]:
