@@ -378,11 +378,10 @@ def test_background_checkpoints_are_snapshots_and_a_failed_write_keeps_the_previ
     w.wait()
     assert torch.equal(checkpoint.load(path)["model"]["w"], torch.ones(1000))
 
-    def half_then_fail(state, f):  # a full disk mid-write
-        f.write(b"\x80\x02half")
+    def full_disk(fd):  # the disk fills while the bytes go down (on the writer's thread)
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(torch, "save", half_then_fail)
+    monkeypatch.setattr(checkpoint.os, "fsync", full_disk)
     w.submit(path, {"model": {"w": weights}})
     with pytest.raises(RunFailed, match=r"checkpoint not written: .*No space left"):
         w.wait()

@@ -85,9 +85,18 @@ class Writer:
         self._error: BaseException | None = None
 
     def submit(self, path: Path, state: dict[str, Any]) -> None:
-        """Write checkpoint ``state`` to ``path`` (a snapshot of it: see ``detached``)."""
-        copy = detached(state)
-        self.call(lambda: save(path, copy))
+        """Write checkpoint ``state`` to ``path``: serialised here, at once (the snapshot:
+        training may change the tensors next), written and fsynced on the writer's thread,
+        which then spends its time in system calls that release the GIL rather than in
+        pickling that would hold up the training thread's next op."""
+        import io
+
+        import torch
+
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        data = buf.getbuffer()
+        self.call(lambda: atomic_write(path, lambda f: f.write(data)))
 
     def call(self, job: Any) -> None:
         """Run ``job()`` on the writer's thread, after the jobs before it. A write that failed
