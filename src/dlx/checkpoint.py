@@ -54,22 +54,6 @@ def save(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda f: torch.save(state, f))
 
 
-def detached(obj: Any) -> Any:
-    """A copy of ``obj`` whose tensors are CPU copies of their own: what training does next
-    cannot change it (optimizer state is updated in place)."""
-    import torch
-
-    if isinstance(obj, torch.Tensor):
-        return obj.detach().to("cpu", copy=True)
-    if isinstance(obj, dict):
-        return {k: detached(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        if obj and isinstance(obj[0], int | float | str):  # plain data (a random state)
-            return obj
-        return type(obj)(detached(v) for v in obj)
-    return obj
-
-
 class Writer:
     """Files written on one background thread, in the order they were handed over, each
     atomically (``atomic_write``): serialising and fsyncing leave the training loop's critical
