@@ -85,7 +85,11 @@ def main() -> None:
             if first_step is None:
                 first_step = time.time()
         val_loss, val_acc = evaluate("val")
-        print(f"epoch {epoch + 1}: val/loss {val_loss:.4f} val/acc {val_acc:.4f}", flush=True)
+        print(
+            f"epoch {epoch + 1}: val/loss {val_loss:.4f} val/acc {val_acc:.4f} "
+            f"at {time.monotonic():.4f}",
+            flush=True,
+        )
     test_loss, test_acc = evaluate("test")
     print(f"test/loss {test_loss:.4f} test/acc {test_acc:.4f} first_step_at {first_step:.3f}")
 

@@ -121,6 +121,22 @@ class Writer:
             raise RunFailed(f"checkpoint not written: {_first_line(error)}") from error
 
 
+def copied(state: Any) -> Any:
+    """``state`` with every tensor copied (to the CPU): what it holds now, kept while
+    training changes the originals."""
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return state.detach().to("cpu", copy=True)
+    if isinstance(state, dict):
+        return {k: copied(v) for k, v in state.items()}
+    if isinstance(state, list):
+        return [copied(v) for v in state]
+    if type(state) is tuple:
+        return tuple(copied(v) for v in state)
+    return state
+
+
 def copy(src: Path, dst: Path) -> None:
     """``dst`` becomes a copy of ``src``, atomically: a hard link renamed over ``dst`` (no
     bytes written twice; a later atomic write of either name replaces only that name), or,

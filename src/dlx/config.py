@@ -53,6 +53,8 @@ class TrainerConfig:
     progress: bool = True
     tta: str = field(default="none", metadata=check(choices=list(TTA)))  # test-time augmentation
     checkpoint_every_n_steps: int | None = field(default=None, metadata=check(ge=1))
+    # epoch-end checkpoints at most this often (s); the last epoch, a stop, Ctrl-C always write
+    checkpoint_interval_s: float = field(default=1.0, metadata=check(ge=0))
     # batches of validation and test (no gradients: larger is cheaper); null: 4 x data.batch_size
     eval_batch_size: int | None = field(default=None, metadata=check(ge=1))
     on_nonfinite: str = field(default="stop", metadata=check(choices=["stop", "skip"]))

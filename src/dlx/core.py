@@ -103,8 +103,7 @@ class Run:
     def request_stop(self, status: str, reason: str) -> None:
         """End training after this epoch (the first request wins; checkpoints keep it)."""
         if self.stop_request is None:
-            self.stop_request = StopRequest(status, reason)
-            self.state.stop = [status, reason]
+            self.stop_request, self.state.stop = StopRequest(status, reason), [status, reason]
 
     def agree_on_stop(self) -> None:
         """Under DDP, every rank takes rank 0's stop request (callbacks that run on rank 0
@@ -255,18 +254,29 @@ class Run:
     def save(
         self, name: str, weights: dict[str, Tensor] | None = None, copy_to: str | None = None
     ) -> None:
-        """Write ``checkpoints/NAME`` (every rank calls it at the same point; rank 0 writes,
-        in the background). ``weights`` replace the model's own in the file (an EMA's
-        ``best.pt``); ``copy_to`` also writes the same file under that name (a copy: ``best.pt``
-        and ``last.pt`` of the same moment are serialised once)."""
+        """Write ``checkpoints/NAME`` of this moment (all ranks call it; rank 0 writes, in the
+        background): ``weights`` in place of the model's (an EMA's), ``copy_to`` a 2nd name."""
+        self.write(name, self.capture(weights), copy_to)
+
+    def capture(
+        self, weights: dict[str, Tensor] | None = None, hold: bool = False
+    ) -> dict[str, Any] | None:
+        """This moment's checkpoint (a collective under DDP; ``None`` on ranks other than 0).
+        ``hold`` copies its tensors, so it can be written later while training goes on."""
         self.sync()
         summed = self.epoch_sums()
         if not self.ctx.main:
-            return
-        self.board.flush_on(self.writer)  # events up to this step reach disk first
+            return None
         ck = snapshot(self.parts(), self.state, summed, self.config)
         if weights is not None:
             ck["model"] = weights
+        return checkpoint.copied(ck) if hold else ck
+
+    def write(self, name: str, ck: dict[str, Any] | None, copy_to: str | None = None) -> None:
+        """Write ``capture``'s checkpoint as ``checkpoints/NAME`` (and ``copy_to``), rank 0."""
+        if ck is None:  # another rank
+            return
+        self.board.flush_on(self.writer)  # events up to this step reach disk first
         folder = self.run_dir / "checkpoints"
         self.writer.submit(folder / name, ck)
         names = [name]
@@ -305,16 +315,15 @@ def build_run(
     info = data.info
     regs = Regularization(cfg.get("regularization"))
     model = build_model(regs.model_config(cfg.model), info).to(device)
-    if ctx.enabled and trainer.sync_batchnorm and has_batchnorm(model):
-        model = sync_batchnorm(model, device)
+    sync_bn = ctx.enabled and trainer.sync_batchnorm and has_batchnorm(model)
+    model = sync_batchnorm(model, device) if sync_bn else model
     if trainer.channels_last and info.kind == "image":
         model = model.to(memory_format=torch.channels_last)
     regs.attach(model)
     compiled = compile_model(model, trainer.compile, trainer.compile_mode)
     train_model = distributed.wrap(compiled, ctx, device)
     optimizer = build_optimizer(cfg.optim, model)
-    if trainer.overfit_batches:
-        data = OverfitData(data, trainer.overfit_batches)
+    data = OverfitData(data, trainer.overfit_batches) if trainer.overfit_batches else data
     steps = data.num_batches("train", drop_last=True) // trainer.accumulate_grad_batches
     steps = min(steps, trainer.limit_train_batches or steps)
     if steps == 0:

@@ -62,7 +62,7 @@ def default_callbacks(
     callbacks += user or []
     if t.save_top_k:
         callbacks.append(TopK(t.save_top_k, t.monitor, t.mode))
-    callbacks.append(Checkpointing(t.checkpoint_every_n_steps))
+    callbacks.append(Checkpointing(t.checkpoint_every_n_steps, t.checkpoint_interval_s))
     return callbacks
 
 
