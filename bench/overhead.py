@@ -1,12 +1,20 @@
 """Overhead as a user pays it: whole ``dlx train`` processes against ``handwritten.py``.
 
-Each side runs as its own process, timed from outside, at a small and a large epoch count; the
-difference over the extra epochs is the marginal epoch (start-up, the test pass and the
-end-of-run work cancel out). Runs alternate (dlx first, then the script first) and medians are
-taken, since this VM's speed drifts from minute to minute. What each side includes:
+Two figures per case, both from whole processes:
+
+- ``marginal``: each side timed from outside (wall and CPU seconds) at a small and a large
+  epoch count; the difference over the extra epochs is the marginal epoch (start-up, the test
+  pass and the end-of-run work cancel out). Each repeat runs the four processes back to back,
+  alternating which side goes first; the figure is the median of the repeats' ratios;
+- ``pace``: seconds per epoch in steady state from each process's own epoch-end clock (see
+  ``pace``): a process's slow start does not enter it.
+
+What each side includes:
 
 - dlx: ``dlx train trainer.progress=false`` at the defaults (LeNet-5, digits, Adam, batch 32):
-  the loop, the meter, TensorBoard events, ``last.pt``/``best.pt`` every epoch, validation;
+  the loop, the meter, TensorBoard events, ``metrics.csv``, ``last.pt``/``best.pt`` (at most
+  every ``trainer.checkpoint_interval_s``; the ``*_every_epoch`` case writes every epoch),
+  validation, provenance;
 - the script: forward, backward, step and a validation pass, nothing else.
 
 Start-up is the time from the process's launch to its first training step: the wall time of
@@ -30,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 #: case -> (dlx overrides, script arguments, small and large epoch counts, repeats)
 CASES: dict[str, tuple[list[str], list[str], int, int, int]] = {
     "default": ([], [], 2, 22, 10),
-    "batch256": (["data.batch_size=256"], ["--batch-size", "256"], 2, 32, 10),
+    "batch256": (["data.batch_size=256"], ["--batch-size", "256"], 2, 32, 12),
     "resnet": (["model=resnet"], ["--model", "resnet"], 1, 4, 6),
     # checkpoints at every epoch end, as before trainer.checkpoint_interval_s
     "default_every_epoch": (["trainer.checkpoint_interval_s=0"], [], 2, 22, 10),
@@ -127,7 +135,7 @@ def _script_pace(args: list[str], epochs: int, skip: int) -> float:
     return _per_epoch(stamps, skip)
 
 
-def pace(case: str, pairs: int = 8, skip: int = 2) -> dict[str, object]:
+def pace(case: str, pairs: int | None = None, skip: int = 2) -> dict[str, object]:
     """Epoch pace: seconds per epoch in steady state (from the end of epoch ``skip`` to the
     end of the last), from the clock each whole process stamps at its epoch ends: dlx's
     ``metrics.csv`` ``time_s``, the script's printed stamp. It holds all of every epoch's work
@@ -135,7 +143,8 @@ def pace(case: str, pairs: int = 8, skip: int = 2) -> dict[str, object]:
     start-up and teardown, so a process's slow start, which a difference of two whole
     processes takes in full, does not enter it. Pairs alternate their order, and the figure
     is the median of the pairs' ratios."""
-    overrides, args, _, epochs, _ = CASES[case]
+    overrides, args, _, epochs, repeats = CASES[case]
+    pairs = pairs or repeats
     dlx_s, script_s = [], []
     with tempfile.TemporaryDirectory() as cwd:
         for r in range(pairs):
@@ -198,7 +207,7 @@ def startup(repeats: int = 5) -> dict[str, float]:
 
 
 def measure(cases: tuple[str, ...] = tuple(CASES)) -> dict[str, object]:
-    out: dict[str, object] = {c: marginal(c) for c in cases}
+    out: dict[str, object] = {c: {**marginal(c), "pace": pace(c)} for c in cases}
     out["startup"] = startup()
     return out
 

@@ -112,9 +112,30 @@ def test_a_run_that_diverges_between_writes_still_leaves_its_best_epoch(tmp_path
     summary = read_summary(run)
     assert summary["status"] == "diverged", summary
     assert 2 <= summary["best_epoch"] <= 3
-    best = _load(run, "best.pt")
+    best, last = _load(run, "best.pt"), _load(run, "last.pt")
     assert best["state"]["epoch"] == summary["best_epoch"]
     assert all(torch.isfinite(v).all() for v in best["model"].values() if v.is_floating_point())
+    # nothing was written after the held epoch: a resume starts there, the files agreeing
+    assert last["state"]["epoch"] == last["state"]["best_epoch"] == summary["best_epoch"]
+
+
+def test_a_step_checkpoint_writes_the_held_best_first(tmp_path):
+    """last.pt never names a best epoch that best.pt does not hold (a kill right after it)."""
+    r = run_dlx(
+        "train",
+        *QUICK,
+        *EARLY_BEST,
+        "trainer.progress=false",
+        "trainer.checkpoint_interval_s=3600",
+        "trainer.checkpoint_every_n_steps=7",  # mid-epoch 3, after epoch 2 was held
+        "hydra.run.dir=run",
+        cwd=tmp_path,
+        env={"DLX_TEST_KILL_AT_STEP": "7"},
+    )
+    assert r.returncode == -9, r.stderr
+    last, best = _load(tmp_path / "run", "last.pt"), _load(tmp_path / "run", "best.pt")
+    assert last["state"]["step"] == 7 and last["state"]["best_epoch"] == 2
+    assert best["state"]["epoch"] == 2
 
 
 def test_a_negative_interval_exits_2_naming_the_key(tmp_path):

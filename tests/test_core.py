@@ -211,6 +211,7 @@ def _global_bn_rank(rank: int, world: int, port: int, out: str) -> None:
         },
         f"{out}/{rank}.pt",
     )
+    dist.barrier()  # neither rank tears gloo down while the other still talks to it
     dist.destroy_process_group()
 
 

@@ -38,8 +38,9 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 @pytest.mark.parametrize(
     ("kill_at", "every"),
-    [(3, None), (6, None), (4, 2)],
-    ids=["after-epoch-1", "after-epoch-2", "mid-epoch-2"],
+    [(3, None), (6, None), (4, 2), (8, 2)],
+    # the last: epoch 2 ended within checkpoint_interval_s of epoch 1's write, held in memory
+    ids=["after-epoch-1", "after-epoch-2", "mid-epoch-2", "mid-epoch-3"],
 )
 def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(
     tmp_path, uninterrupted, kill_at, every

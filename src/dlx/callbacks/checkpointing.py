@@ -6,7 +6,11 @@ Files are written at an epoch's end when ``trainer.checkpoint_interval_s`` has p
 the last write (0: every epoch), and always at the run's last epoch, at a stop request and on
 Ctrl-C. An epoch that improves in between is held in memory (its tensors copied) until then:
 serialising a checkpoint is CPU work no thread can hide, and epochs of a fraction of a second
-would otherwise pay it every time. A process killed outright loses at most that interval.
+would otherwise pay it every time. A process killed outright resumes from its last write,
+about one interval plus one epoch back at most. Every epoch writes under DDP (the ranks'
+clocks would not agree on when the interval is up), with an EMA (``best.pt`` holds other
+weights than ``last.pt``) and with ``trainer.save_top_k`` (its files and ``last.pt`` must
+agree on which are kept).
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ if TYPE_CHECKING:
 
 class Checkpointing(Callback):
     """Saving is a collective under DDP (the epoch's sums are summed over ranks): every rank
-    calls it at the same points, rank 0 writes, and every epoch writes (the ranks' clocks
-    would not agree on when the interval is up). Comes last in the list, so the files carry
+    calls it at the same points, rank 0 writes. Comes last in the list, so the files carry
     every other callback's state after its epoch-end work."""
 
     every_rank = True
@@ -36,18 +39,22 @@ class Checkpointing(Callback):
         self.every = every_n_steps
         self.interval = interval_s
         self.written = float("-inf")  # time.monotonic() of the last epoch-end write
-        self.best: dict[str, Any] | None = None  # best.pt while its write waits (rank 0)
+        #: the best epoch's whole checkpoint while its write waits (rank 0): best.pt, and
+        #: last.pt too should the run fail before the next write
+        self.best: dict[str, Any] | None = None
 
     def on_step_end(self, run: Run, result: StepResult) -> None:
         if self.every is not None and run.state.step % self.every == 0:
+            self.flush_best(run)  # a last.pt never names a best epoch best.pt does not hold
             run.save("last.pt")
 
     def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None:
         improved = run.state.best_epoch == run.state.epoch
         ema = run.eval_model is not run.compiled  # best.pt: the weights validation measured
-        if not self.due(run):
+        if not self.due(run, ema):
             if improved:
-                self.best = run.capture(run.eval_model.state_dict() if ema else None, hold=True)
+                self.best = None  # one copy held at a time
+                self.best = run.capture(hold=True)
             return
         self.written = time.monotonic()
         if not improved:
@@ -57,25 +64,27 @@ class Checkpointing(Callback):
             self.best = None
             run.save("best.pt", copy_to="last.pt")
         else:
-            self.best = None
             run.save("best.pt", run.eval_model.state_dict())
             run.save("last.pt")
 
-    def due(self, run: Run) -> bool:
-        """Whether this epoch end writes: the interval is up, or training ends here."""
+    def due(self, run: Run, ema: bool) -> bool:
+        """Whether this epoch end writes: the interval is up, training ends here, or the run
+        is one that writes every epoch."""
         return (
             time.monotonic() - self.written >= self.interval
-            or run.ctx.enabled
             or run.stop_request is not None
             or run.state.epoch >= run.trainer.max_epochs
+            or run.ctx.enabled
+            or ema
+            or run.trainer.save_top_k > 0
             or test_kill_due("last.pt", run.state.step)
         )
 
     def flush_best(self, run: Run) -> None:
         """Write the held best epoch, if one waits."""
         if self.best is not None:
-            best, self.best = self.best, None
-            run.write("best.pt", best)
+            run.write("best.pt", self.best)
+            self.best = None
 
     def on_interrupt(self, run: Run) -> None:
         self.flush_best(run)
@@ -84,7 +93,11 @@ class Checkpointing(Callback):
             stderr_line(f"interrupted: checkpoint saved; continue with: dlx resume {run.run_dir}")
 
     def close(self, run: Run, summary: dict[str, Any]) -> None:
-        """A run that failed between writes still leaves its best epoch on disk."""
+        """A run that failed between writes still leaves its best epoch on disk, as
+        ``best.pt`` and as ``last.pt`` (nothing was written after it was held): a resume
+        starts from there, and the two files agree on which epoch was best."""
         if self.best is not None:
-            best, self.best = self.best, None
-            checkpoint.save(run.run_dir / "checkpoints" / "best.pt", best)
+            folder = run.run_dir / "checkpoints"
+            checkpoint.save(folder / "best.pt", self.best)
+            checkpoint.copy(folder / "best.pt", folder / "last.pt")
+            self.best = None
