@@ -13,7 +13,6 @@ times from ``metrics.csv``) is one write's cost; over the default interval
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -24,6 +23,7 @@ import tempfile
 from pathlib import Path
 
 from dlx.callbacks import Callback
+from overhead import dlx_cmd, epoch_ends
 
 
 class Alternate(Callback):
@@ -41,21 +41,17 @@ def measure(overrides: tuple[str, ...] = (), epochs: int = 61) -> dict[str, floa
     here = Path(__file__).resolve().parent
     with tempfile.TemporaryDirectory() as cwd:
         run_dir = Path(cwd) / "run"
-        cmd = [
-            sys.executable,
-            "-m",
-            "dlx",
-            "train",
-            "trainer.progress=false",
-            f"trainer.max_epochs={epochs}",
-            "trainer.callbacks=[checkpoint_cost.Alternate]",
-            f"hydra.run.dir={run_dir}",
-            *overrides,
-        ]
+        cmd = dlx_cmd(
+            [
+                "trainer.callbacks=[checkpoint_cost.Alternate]",
+                f"hydra.run.dir={run_dir}",
+                *overrides,
+            ],
+            epochs,
+        )
         env = {**os.environ, "PYTHONPATH": f"{here}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
         subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, check=True)
-        with open(run_dir / "metrics.csv", newline="") as f:
-            ends = [float(row["time_s"]) for row in csv.DictReader(f)]
+        ends = epoch_ends(run_dir)
     after_write, after_none = [], []
     for k in range(3, len(ends)):  # ends[k] - ends[k-1]: epoch k+1, after epoch k's end
         # epoch k (1-based) is 0-based k-1: it wrote when k-1 is even

@@ -45,7 +45,8 @@ CASES: dict[str, tuple[list[str], list[str], int, int, int]] = {
 }
 
 
-def _dlx(overrides: list[str], epochs: int, cwd: str) -> list[str]:
+def dlx_cmd(overrides: list[str], epochs: int) -> list[str]:
+    """``dlx train`` of ``epochs`` epochs with ``overrides``, the progress bar off."""
     return [
         sys.executable,
         "-m",
@@ -90,7 +91,7 @@ def marginal(case: str, repeats: int | None = None) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as cwd:
         for r in range(repeats):
             sides = [
-                ("dlx", lambda e: _dlx(overrides, e, cwd)),
+                ("dlx", lambda e: dlx_cmd(overrides, e)),
                 ("script", lambda e: _script(args, e)),
             ]
             order = sides if r % 2 == 0 else sides[::-1]
@@ -121,12 +122,16 @@ def _per_epoch(stamps: list[float], skip: int) -> float:
     return (stamps[-1] - stamps[skip - 1]) / (len(stamps) - skip)
 
 
-def _dlx_pace(overrides: list[str], epochs: int, run_dir: Path, skip: int) -> float:
-    cmd = _dlx([*overrides, f"hydra.run.dir={run_dir}"], epochs, str(run_dir.parent))
-    subprocess.run(cmd, cwd=run_dir.parent, capture_output=True, check=True)
+def epoch_ends(run_dir: Path) -> list[float]:
+    """A finished dlx run's epoch-end clock: ``metrics.csv``'s ``time_s``, one per epoch."""
     with open(run_dir / "metrics.csv", newline="") as f:
-        stamps = [float(row["time_s"]) for row in csv.DictReader(f)]
-    return _per_epoch(stamps, skip)
+        return [float(row["time_s"]) for row in csv.DictReader(f)]
+
+
+def _dlx_pace(overrides: list[str], epochs: int, run_dir: Path, skip: int) -> float:
+    cmd = dlx_cmd([*overrides, f"hydra.run.dir={run_dir}"], epochs)
+    subprocess.run(cmd, cwd=run_dir.parent, capture_output=True, check=True)
+    return _per_epoch(epoch_ends(run_dir), skip)
 
 
 def _script_pace(args: list[str], epochs: int, skip: int) -> float:
@@ -182,18 +187,13 @@ def startup(repeats: int = 5) -> dict[str, float]:
         for r in range(repeats):
             t = time.time()
             run_dir = Path(cwd) / f"r{r}"
+            first_step = [
+                "trainer.log_every_n_steps=1",
+                "trainer.limit_train_batches=2",
+                f"hydra.run.dir={run_dir}",
+            ]
             subprocess.run(
-                [
-                    *_dlx(
-                        [
-                            "trainer.log_every_n_steps=1",
-                            "trainer.limit_train_batches=2",
-                            f"hydra.run.dir={run_dir}",
-                        ],
-                        1,
-                        cwd,
-                    )
-                ],
+                dlx_cmd(first_step, 1),
                 cwd=cwd,
                 capture_output=True,
                 check=True,
