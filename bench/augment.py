@@ -22,9 +22,9 @@ from rich.table import Table
 
 from dlx.augment import build_augment
 from dlx.data import build_data
-from dlx.inputs import Inputs
+from dlx.engine.inputs import Inputs
+from dlx.engine.objective import Objective
 from dlx.models import build_model
-from dlx.objective import Objective
 
 STANDARD = OmegaConf.load(
     Path(__file__).resolve().parents[1] / "src/dlx/conf/augment/standard.yaml"

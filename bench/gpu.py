@@ -61,8 +61,8 @@ def overrides(model: str, setting: str, batch: int, epochs: int, device: str, n:
 def dlx_images_per_s(args: list[str], steps_per_epoch: int) -> float:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from dlx.runs import compose
-    from dlx.train import run
+    from dlx.commands.runs import compose
+    from dlx.engine.loop import run
 
     with tempfile.TemporaryDirectory() as d:
         summary = run(compose(args), Path(d), quiet=True)
@@ -76,9 +76,9 @@ def dlx_images_per_s(args: list[str], steps_per_epoch: int) -> float:
 
 def bare_images_per_s(args: list[str], epochs: int) -> float:
     """The same model, data, batch and settings in a hand-written loop."""
+    from dlx.commands.runs import compose
     from dlx.data import build_data
     from dlx.models import build_model
-    from dlx.runs import compose
 
     cfg = compose(args)
     t = cfg.trainer
@@ -116,10 +116,10 @@ def bare_images_per_s(args: list[str], epochs: int) -> float:
 
 
 def forward_macs(args: list[str]) -> int:
+    from dlx.commands.runs import compose
+    from dlx.commands.summary import model_summary
     from dlx.data import build_data
     from dlx.models import build_model
-    from dlx.runs import compose
-    from dlx.summary import model_summary
 
     cfg = compose([*args, "data=synthetic", "data.num_train=8", "trainer.device=cpu"])
     data = build_data(cfg.data, torch.device("cpu"))

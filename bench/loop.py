@@ -38,9 +38,9 @@ def linear(node: object, info: object) -> torch.nn.Module:
 
 def bare_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -> float:
     """Samples per second of a hand-written loop over the same in-memory digits."""
+    from dlx.commands.runs import compose
     from dlx.data import build_data
     from dlx.models import build_model
-    from dlx.runs import compose
 
     cfg = compose([f"data.batch_size={batch_size}"])
     torch.manual_seed(0)
@@ -69,9 +69,9 @@ def bare_loop(epochs: int, batch_size: int, make_model: Callable | None = None) 
 
 def dlx_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -> float:
     """Samples per second inside dlx's training steps (its own summary figure)."""
-    import dlx.core
-    import dlx.train
-    from dlx.runs import compose
+    import dlx.engine.loop
+    import dlx.engine.run
+    from dlx.commands.runs import compose
 
     cfg = compose(
         [
@@ -81,13 +81,13 @@ def dlx_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -
             "trainer.progress=false",
         ]
     )
-    catalogue = dlx.core.build_model
-    dlx.core.build_model = make_model or catalogue
+    catalogue = dlx.engine.run.build_model
+    dlx.engine.run.build_model = make_model or catalogue
     try:
         with tempfile.TemporaryDirectory() as d:
-            summary = dlx.train.run(cfg, Path(d), quiet=True)
+            summary = dlx.engine.loop.run(cfg, Path(d), quiet=True)
     finally:
-        dlx.core.build_model = catalogue
+        dlx.engine.run.build_model = catalogue
     return summary["samples_per_s"]
 
 

@@ -316,7 +316,7 @@ def test_beta_sampler_moments():
 
 
 def test_label_smoothing_composes_with_soft_targets():
-    from dlx.objective import Objective
+    from dlx.engine.objective import Objective
 
     out, y = torch.randn(N, K), torch.randint(0, K, (N,))
     obj = Objective(info(), label_smoothing=0.1)

@@ -13,10 +13,10 @@ from omegaconf import OmegaConf
 from conftest import only_run_dir, read_summary
 from dlx.augment import build_augment
 from dlx.data.base import DataInfo
+from dlx.engine.inputs import Inputs
+from dlx.engine.objective import Reconstruction, build_objective, psnr
 from dlx.errors import UsageError
-from dlx.inputs import Inputs
 from dlx.models import build_model
-from dlx.objective import Reconstruction, build_objective, psnr
 
 CPU = torch.device("cpu")
 
@@ -156,9 +156,9 @@ def test_autoencoder_trains_from_the_cli_and_every_reader_takes_the_run(dlx):
     # the runs table, the report and the HParams columns take a run without accuracy
     from rich.console import Console
 
-    from dlx.hparams import metric_tags, write_experiment
-    from dlx.report import run_report
-    from dlx.runs import print_runs
+    from dlx.analysis.hparams import metric_tags, write_experiment
+    from dlx.analysis.report import run_report
+    from dlx.commands.runs import print_runs
 
     console = Console(record=True, width=200)
     print_runs(dlx.cwd / "outputs", console=console)
@@ -178,7 +178,7 @@ def test_a_geometric_augmentation_exits_2_naming_augment(dlx):
 
 
 def test_runs_sort_puts_the_lowest_mse_and_the_highest_psnr_first():
-    from dlx.runs import sort_runs
+    from dlx.commands.runs import sort_runs
 
     runs = [{"metrics": {"val/mse": v, "val/psnr": psnr(v)}} for v in (0.05, 0.01, 0.02)]
     assert [r["metrics"]["val/mse"] for r in sort_runs(runs, "val/mse")] == [0.01, 0.02, 0.05]

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlx.averaging import EMA, SWA, has_batchnorm, recompute_bn
+from dlx.engine.averaging import EMA, SWA, has_batchnorm, recompute_bn
 
 
 def test_ema_follows_its_formula_on_a_scripted_sequence():
@@ -93,7 +93,7 @@ def test_swa_bn_statistics_are_recomputed_over_the_batches():
 )
 def test_bad_averaging_keys_are_usage_errors_naming_the_key(node, key):
     from dlx.errors import UsageError
-    from dlx.regularize import Regularization
+    from dlx.regularization import Regularization
 
     with pytest.raises(UsageError, match=key.replace(".", r"\.")):
         Regularization(node)
@@ -102,7 +102,7 @@ def test_bad_averaging_keys_are_usage_errors_naming_the_key(node, key):
 def test_swa_start_defaults_to_the_last_quarter_and_must_be_reached():
     from dlx.callbacks.averaging import swa_start
     from dlx.errors import UsageError
-    from dlx.regularize import SWAConfig
+    from dlx.regularization import SWAConfig
 
     assert [swa_start(SWAConfig(), n) for n in (1, 2, 4, 20)] == [1, 2, 4, 16]
     assert swa_start(SWAConfig(swa_start=3), 5) == 3

@@ -12,6 +12,7 @@ import torch
 import torchvision
 from torch import nn
 
+from dlx.commands.summary import model_summary
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
 from dlx.models import MODELS, build_model
@@ -19,7 +20,6 @@ from dlx.models.blocks import LocallyConnected2d, SqueezeExcite, channel_shuffle
 from dlx.models.googlenet import LAYOUT
 from dlx.models.layers import Maxout
 from dlx.models.resnet import BasicBlock
-from dlx.summary import model_summary
 
 
 def image_info(size: int = 32, channels: int = 1, classes: int = 10) -> DataInfo:

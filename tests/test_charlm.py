@@ -11,9 +11,9 @@ import torch
 from conftest import read_summary, scalar_tags
 from dlx.data import build_data
 from dlx.data.text import TIME_MACHINE, UNK, decode, split_text
+from dlx.engine.objective import build_objective, task_of
 from dlx.errors import UsageError
 from dlx.models import build_model
-from dlx.objective import build_objective, task_of
 
 CPU = torch.device("cpu")
 TINY = [
@@ -129,7 +129,7 @@ def test_charlm_trains_from_the_cli_monitoring_val_ppl(lm_run: Path):
 
 
 def test_sampling_is_reproducible_with_a_seed(dlx, lm_run: Path):
-    from dlx.sample import sample_run
+    from dlx.commands.sample import sample_run
 
     args = ("sample", str(lm_run), "--prompt", "the time ", "--length", "40")
     one = dlx(*args, "--seed", "3", "--temperature", "0.8")
@@ -166,7 +166,7 @@ def test_sample_bad_arguments_exit_2_with_one_line(dlx, lm_run: Path, tmp_path: 
 
 
 def test_summary_feeds_token_ids():
-    from dlx.summary import model_summary
+    from dlx.commands.summary import model_summary
 
     data = build_data({"name": "text", "seq_len": 10}, CPU)
     model = build_model({"name": "charlm", "hidden_size": 16, "embedding": 8}, data.info)

@@ -218,8 +218,8 @@ def test_eval_refuses_replacing_a_config_group(dlx):
 
 
 def test_runs_sort_puts_the_best_first_and_rejects_unknown_keys():
+    from dlx.commands.runs import sort_runs
     from dlx.errors import UsageError
-    from dlx.runs import sort_runs
 
     runs = [{"metrics": {"val/loss": v, "val/acc": 1 - v}} for v in (0.5, 0.1, 0.3)]
     assert [r["metrics"]["val/loss"] for r in sort_runs(runs, "val/loss")] == [0.1, 0.3, 0.5]

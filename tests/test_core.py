@@ -16,8 +16,8 @@ import torch
 from torch import nn
 
 from conftest import QUICK, REPO, read_summary, run_dlx, scalar_tags
-from dlx.monitor import resolve_mode
-from dlx.state import State
+from dlx.engine.monitor import resolve_mode
+from dlx.engine.state import State
 
 #: a user's own callbacks module, as a user writes it next to their experiments
 USER_CALLBACKS = '''
@@ -166,7 +166,7 @@ def test_the_progress_bar_moves_every_step_between_log_steps(monkeypatch):
     from rich.console import Console
 
     from dlx.callbacks import progress
-    from dlx.log import Progress
+    from dlx.engine.board import Progress
 
     monkeypatch.setattr(progress, "REDRAW_S", 0.0)
     bar = Progress(console=Console(file=io.StringIO(), force_terminal=True))
@@ -188,7 +188,7 @@ def test_the_progress_bar_moves_every_step_between_log_steps(monkeypatch):
 def _global_bn_rank(rank: int, world: int, port: int, out: str) -> None:
     import torch.distributed as dist
 
-    from dlx.syncbn import sync_batchnorm
+    from dlx.engine.syncbn import sync_batchnorm
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=world)
@@ -218,7 +218,7 @@ def _global_bn_rank(rank: int, world: int, port: int, out: str) -> None:
 def test_global_batch_norm_on_two_ranks_equals_batch_norm_on_the_whole_batch(tmp_path):
     import torch.multiprocessing as mp
 
-    from dlx.distributed import free_port
+    from dlx.engine.distributed import free_port
 
     mp.spawn(_global_bn_rank, args=(2, free_port(), str(tmp_path)), nprocs=2)
     torch.manual_seed(0)

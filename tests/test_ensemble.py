@@ -12,10 +12,10 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from dlx.augment.tta import TTA, five_crops, tta_forward
+from dlx.commands.ensemble import Ensemble
 from dlx.data.base import DataInfo
-from dlx.ensemble import Ensemble
+from dlx.engine.objective import build_objective
 from dlx.models import build_model
-from dlx.objective import build_objective
 
 INFO = DataInfo(name="t", kind="image", num_classes=10, channels=1, image_size=16)
 

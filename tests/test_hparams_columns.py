@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from dlx.hparams import overridden_keys
+from dlx.analysis.hparams import overridden_keys
 
 TINY = [
     "trainer.max_epochs=1",

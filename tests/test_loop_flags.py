@@ -23,8 +23,8 @@ BASE = [
 
 
 def _inprocess(tmp: Path, *overrides: str) -> tuple[dict, dict]:
-    from dlx.runs import compose
-    from dlx.train import run
+    from dlx.commands.runs import compose
+    from dlx.engine.loop import run
 
     summary = run(compose([*BASE, *overrides]), tmp, quiet=True)
     ck = torch.load(tmp / "checkpoints" / "last.pt", weights_only=True)
@@ -110,9 +110,9 @@ def test_overfit_batches_trains_and_validates_on_the_same_few_batches(dlx):
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_overfit_data_serves_the_first_batches_in_a_fixed_order(n):
+    from dlx.commands.runs import compose
     from dlx.data import build_data
     from dlx.data.overfit import OverfitData
-    from dlx.runs import compose
 
     data = build_data(compose([]).data, torch.device("cpu"))
     over = OverfitData(data, n)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from dlx.lrfind import Curve, RangeTest, range_test, suggest
+from dlx.commands.lrfind import Curve, RangeTest, range_test, suggest
 
 
 def quadratic():

@@ -15,11 +15,11 @@ from rich.console import Console
 from torch import nn
 
 import dlx
+from dlx.commands.summary import model_summary, print_summary
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
 from dlx.models import MODELS, build_model
 from dlx.models.layers import group_count
-from dlx.summary import model_summary, print_summary
 
 CONV_FAMILIES = ["alexnet", "lenet", "nin", "resnet", "vgg"]
 

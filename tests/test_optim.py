@@ -18,8 +18,8 @@ from torch import nn
 from conftest import QUICK, scalar_tags
 from dlx.errors import UsageError
 from dlx.optim import OPTIMIZERS, build_optimizer
-from dlx.regularize import REGULARIZERS, EarlyStopping, EarlyStoppingConfig
-from dlx.schedules import SCHEDULES, build_schedule, warmup_cosine_factor
+from dlx.regularization import REGULARIZERS, EarlyStopping, EarlyStoppingConfig
+from dlx.sched import SCHEDULES, build_schedule, warmup_cosine_factor
 
 
 def net() -> nn.Module:

@@ -24,8 +24,8 @@ KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc
 
 
 def run_inprocess(tmp: Path, *overrides: str) -> dict:
-    from dlx.runs import compose
-    from dlx.train import run
+    from dlx.commands.runs import compose
+    from dlx.engine.loop import run
 
     return run(compose([*RUN, *overrides]), tmp, quiet=True)
 
@@ -73,7 +73,7 @@ def test_fp16_mixed_uses_the_grad_scaler_and_quiet_prints_no_table(tmp_path, cap
 
 def test_channels_last_inputs_and_model_are_channels_last():
     from dlx.data.base import DataInfo
-    from dlx.inputs import Inputs
+    from dlx.engine.inputs import Inputs
 
     info = DataInfo("t", "image", 10, channels=3, image_size=8, mean=(0.5,) * 3, std=(0.5,) * 3)
     x = torch.randint(0, 255, (4, 3, 8, 8), dtype=torch.uint8)
@@ -87,10 +87,10 @@ def test_compiled_model_trains_like_the_eager_one():
     """Three SGD steps of a tiny conv net, eager and through ``compile_model`` with the mode
     the config names: the same losses within float tolerance. (A whole compiled LeNet run
     takes ~40 s of C++ compilation on a cold cache: too slow for the suite.)"""
-    from dlx.config import TrainerConfig
-    from dlx.device import compile_model
+    from dlx.commands.runs import compose
+    from dlx.engine.device import compile_model
     from dlx.registry import to_schema
-    from dlx.runs import compose
+    from dlx.trainer import TrainerConfig
 
     cfg = compose(["trainer.compile=true", "trainer.compile_mode=reduce-overhead"])
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
@@ -174,7 +174,7 @@ def test_torchrun_ranks_share_rank_0s_run_dir(tmp_path, single):
 def test_two_torchrun_nodes_over_a_c10d_rendezvous_train_like_one_process(tmp_path, single):
     """Two "machines" on loopback, one rank each, meeting through torchrun's c10d rendezvous:
     what a cluster's nodes run, each with its own torchrun."""
-    from dlx.distributed import free_port
+    from dlx.engine.distributed import free_port
 
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     env.pop("HYDRA_FULL_ERROR", None)
@@ -243,7 +243,7 @@ def test_profile_writes_a_chrome_trace_prints_top_ops_and_trains_on(dlx):
 def test_tensorboard_scalars_are_held_then_written_in_order_with_their_wall_times(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from dlx.log import TensorBoard
+    from dlx.engine.board import TensorBoard
 
     tb = TensorBoard(tmp_path)
     tb.scalars({"a": 1.0, "b": 2.0}, 1)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dlx import provenance
 from dlx.callbacks.provenance import record_start
+from dlx.engine import provenance
 
 
 def git(cwd: Path, *args: str) -> str:

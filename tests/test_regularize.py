@@ -13,11 +13,11 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from conftest import QUICK, only_run_dir, read_summary, scalar_tags
+from dlx.engine.objective import Objective
+from dlx.engine.optstats import clip_and_measure, read, total_norm
 from dlx.errors import UsageError
-from dlx.objective import Objective
 from dlx.optim import build_optimizer
-from dlx.optstats import clip_and_measure, read, total_norm
-from dlx.regularize import (
+from dlx.regularization import (
     ClipGradConfig,
     EarlyStopping,
     EarlyStoppingConfig,

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from dlx.report import build, mean_std
+from dlx.analysis.report import build, mean_std
 
 #: (overrides, seed, status, test/acc per epoch) for a folder of finished runs
 RUNS = [

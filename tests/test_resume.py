@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from conftest import read_summary, run_dlx, scalar_tags
-from dlx import checkpoint
 from dlx.callbacks.csvlog import FILE, read_rows
+from dlx.engine import checkpoint
 
 #: tiny deterministic runs: 3 epochs x 3 steps, augmentation on (its generator must resume too)
 RUN = [

@@ -100,11 +100,11 @@ def test_diff_bad_usage(runs):
 
 def best_model(run_dir: Path):
     """The PyTorch model of ``best.pt`` and one real test batch, built as dlx builds them."""
-    from dlx import checkpoint
     from dlx.data import build_data
-    from dlx.inputs import Inputs
+    from dlx.engine import checkpoint
+    from dlx.engine.inputs import Inputs
+    from dlx.engine.rundirs import load_run_config
     from dlx.models import build_model
-    from dlx.rundirs import load_run_config
 
     cfg = load_run_config(run_dir)
     data = build_data(cfg.data, torch.device("cpu"))
@@ -195,9 +195,9 @@ def test_provenance_of_a_run_started_in_a_dirty_repo(runs):
 def built(run_dir: Path, weights: dict):
     """The run's model with ``weights``, its data and inputs (on the CPU)."""
     from dlx.data import build_data
-    from dlx.inputs import Inputs
+    from dlx.engine.inputs import Inputs
+    from dlx.engine.rundirs import load_run_config
     from dlx.models import build_model
-    from dlx.rundirs import load_run_config
 
     cfg = load_run_config(run_dir)
     data = build_data(cfg.data, torch.device("cpu"))
@@ -211,8 +211,8 @@ def figures(run_dir: Path, weights: dict, split: str, limit: int | None = None) 
     training batch: ``trainer.eval_batch_size`` unset) so ``limit`` covers the same samples."""
     from contextlib import nullcontext
 
-    from dlx.evaluate import evaluate
-    from dlx.objective import Objective
+    from dlx.engine.evaluate import evaluate
+    from dlx.engine.objective import Objective
 
     model, data, inputs = built(run_dir, weights)
     batch = 4 * data.batch_size
@@ -222,7 +222,7 @@ def figures(run_dir: Path, weights: dict, split: str, limit: int | None = None) 
 
 
 def test_ema_is_what_validation_and_the_test_measure(runs):
-    from dlx import checkpoint
+    from dlx.engine import checkpoint
 
     _, _, b = runs
     summary = read_summary(b)
@@ -240,7 +240,7 @@ def test_ema_is_what_validation_and_the_test_measure(runs):
 
 
 def test_save_top_k_keeps_the_k_best_epochs(runs):
-    from dlx import checkpoint
+    from dlx.engine import checkpoint
 
     _, _, b = runs
     per_epoch = [v for _, v in scalar_tags(b)["val/acc"]]
@@ -264,7 +264,7 @@ def test_save_top_k_keeps_the_k_best_epochs(runs):
 def test_swa_averages_recomputes_bn_and_is_tested(runs):
     from torch.optim.swa_utils import update_bn
 
-    from dlx import checkpoint
+    from dlx.engine import checkpoint
 
     cwd, _, _ = runs
     s = cwd / "runs" / "s"

@@ -15,11 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import QUICK, read_summary, run_dlx, scalar_tags
-from dlx import checkpoint, cli
+from dlx import cli
+from dlx.engine import checkpoint
+from dlx.engine.meter import MAX_HELD, MAX_HELD_BYTES, MAX_PENDING, TrainMeter, epoch_metrics
+from dlx.engine.nonfinite import Diverged, masked_step, zero_nonfinite_grads
+from dlx.engine.objective import Objective
 from dlx.errors import RunFailed
-from dlx.meter import MAX_HELD, MAX_HELD_BYTES, MAX_PENDING, TrainMeter, epoch_metrics
-from dlx.nonfinite import Diverged, masked_step, zero_nonfinite_grads
-from dlx.objective import Objective
 
 QUIET = [*QUICK, "trainer.progress=false"]
 
@@ -318,8 +319,8 @@ def test_tb_binds_localhost_unless_told_otherwise():
 def test_no_dataset_downloads_by_default():
     from omegaconf import OmegaConf
 
-    from dlx.hydra_errors import group_options
-    from dlx.runs import compose
+    from dlx.commands.runs import compose
+    from dlx.sweep.hydra_errors import group_options
 
     for option in group_options("data"):
         cfg = compose([f"data={option}"])
@@ -404,7 +405,7 @@ def test_a_failed_write_fails_the_next_checkpoint_not_the_end_of_the_run(tmp_pat
 
 
 def test_a_checkpoint_copy_is_a_link_that_a_later_write_of_either_name_leaves_alone(tmp_path):
-    from dlx import checkpoint
+    from dlx.engine import checkpoint
 
     best, last = tmp_path / "best.pt", tmp_path / "last.pt"
     checkpoint.save(best, {"model": {"w": torch.ones(3)}})

@@ -10,10 +10,10 @@ import torch
 from conftest import read_summary, scalar_tags
 from dlx.data import build_data
 from dlx.data.sequence import copy_baseline
+from dlx.engine.inputs import Inputs, pixel_order
+from dlx.engine.objective import build_objective
 from dlx.errors import UsageError
-from dlx.inputs import Inputs, pixel_order
 from dlx.models import build_model
-from dlx.objective import build_objective
 
 CPU = torch.device("cpu")
 COPY = {"name": "copy", "length": 4, "delay": 6, "alphabet": 5, "num_train": 64}

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from dlx.analysis.study import STUDIES, find, load, names, verdict
 from dlx.errors import UsageError
-from dlx.study import STUDIES, find, load, names, verdict
 
 TINY = """
 name: tiny
@@ -62,14 +62,14 @@ def test_a_factor_asks_for_that_ratio_and_a_baseline_is_a_number():
 
 
 def _record(tmp_path, name, status, best, last, rows=()):
-    from dlx.report import RunRecord
+    from dlx.analysis.report import RunRecord
 
     summary = {"status": status, "metrics": best, "last": last}
     return RunRecord(tmp_path / name, {}, status, summary, list(rows), {})
 
 
 def test_claim_metrics_differences_ratios_last_epoch_and_finished(tmp_path):
-    from dlx.study import Study, run_value
+    from dlx.analysis.study import Study, run_value
 
     study = Study("s", "c", "src", "b", {"x": [1]})
     r = _record(
@@ -98,7 +98,7 @@ def test_a_claim_on_a_difference_must_say_which_way_is_better(tmp_path):
 
 
 def test_grid_values_are_written_the_way_hydra_reads_them():
-    from dlx.study import Study, sweep_args
+    from dlx.analysis.study import Study, sweep_args
 
     study = Study("s", "c", "src", "b", {"model.shortcut": [None, "A"], "x.flag": [True, False]})
     args = sweep_args(study, [], tmp := __import__("pathlib").Path("out"))

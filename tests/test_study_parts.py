@@ -77,7 +77,7 @@ def test_grad_norms_are_logged_per_layer_and_their_epoch_means_reach_metrics_csv
 
 
 def test_macs_of_a_runs_config_is_lenets_arithmetic():
-    from dlx.macs import macs_of
+    from dlx.analysis.macs import macs_of
 
     # LeNet-5 at 32x32: conv 6x28x28x25 + conv 16x10x10x150 + fc 400x120 + 120x84 + 84x10,
     # and torchinfo counts each bias add as one more: 6x28x28 + 16x10x10 + 120 + 84 + 10

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dlx import sweep
+from dlx.sweep import trials as sweep
 
 TINY = [
     "trainer.max_epochs=1",
@@ -244,8 +244,8 @@ def test_search_space_from_params_and_command_line():
 
 
 def test_presets_compose_without_a_sweep_key():
-    from dlx.config import ROOT_KEYS
-    from dlx.runs import compose
+    from dlx.commands.runs import compose
+    from dlx.trainer import ROOT_KEYS
 
     for preset in ("none", "random", "tpe", "asha"):
         cfg = compose([f"sweep={preset}"])

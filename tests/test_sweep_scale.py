@@ -393,7 +393,7 @@ class FakeRun:
     def __init__(self, monitor: str = "val/acc") -> None:
         from types import SimpleNamespace
 
-        from dlx.distributed import Dist
+        from dlx.engine.distributed import Dist
 
         self.ctx, self.device = Dist(), None
         self.trainer = SimpleNamespace(monitor=monitor, max_epochs=3)

@@ -10,8 +10,8 @@ from omegaconf import OmegaConf
 
 from conftest import QUICK
 from dlx.data import DATASETS, build_data
+from dlx.engine.objective import OBJECTIVES, planned_monitor
 from dlx.models import MODELS
-from dlx.objective import OBJECTIVES, planned_monitor
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,7 @@ from dlx.objective import OBJECTIVES, planned_monitor
     ],
 )
 def test_the_planned_monitor_follows_the_task_unless_set(overrides, monitor):
-    from dlx.runs import compose
+    from dlx.commands.runs import compose
 
     assert planned_monitor(compose(overrides)) == monitor
 

@@ -48,7 +48,7 @@ def _print_error(command: str, message: str) -> None:
 
 # --- commands ---------------------------------------------------------------------------------
 def cmd_train(args: list[str]) -> int:
-    from dlx.launch import train
+    from dlx.sweep.launch import train
 
     return train(args)
 
@@ -73,9 +73,9 @@ def cmd_resume(args: list[str]) -> int:
     """Continue RUN_DIR from ``checkpoints/last.pt``; a finished run is reported, not rerun."""
     import json
 
-    from dlx.launch import finished
-    from dlx.rundirs import load_run_config
-    from dlx.train import run
+    from dlx.engine.loop import run
+    from dlx.engine.rundirs import load_run_config
+    from dlx.sweep.launch import finished
 
     run_dir, rest = _run_dir_arg("resume", args)
     if rest:
@@ -92,8 +92,8 @@ def cmd_resume(args: list[str]) -> int:
 
 
 def cmd_eval(args: list[str]) -> int:
-    from dlx.rundirs import load_run_config
-    from dlx.runs import print_eval
+    from dlx.commands.runs import print_eval
+    from dlx.engine.rundirs import load_run_config
 
     run_dir, overrides = _run_dir_arg("eval", args)
     dirs = [run_dir]
@@ -101,7 +101,7 @@ def cmd_eval(args: list[str]) -> int:
         more, overrides = _run_dir_arg("eval", overrides)  # several: an ensemble
         dirs.append(more)
     if len(dirs) > 1:
-        from dlx.ensemble import print_ensemble
+        from dlx.commands.ensemble import print_ensemble
 
         print_ensemble([(d, load_run_config(d, overrides)) for d in dirs])
         return 0
@@ -110,7 +110,7 @@ def cmd_eval(args: list[str]) -> int:
 
 
 def cmd_runs(args: list[str]) -> int:
-    from dlx.runs import print_runs
+    from dlx.commands.runs import print_runs
 
     sort = None
     rest = []
@@ -128,7 +128,7 @@ def cmd_runs(args: list[str]) -> int:
 
 
 def cmd_summary(args: list[str]) -> int:
-    from dlx.runs import compose, print_model_summary
+    from dlx.commands.runs import compose, print_model_summary
 
     print_model_summary(compose(args))
     return 0
@@ -146,7 +146,7 @@ def parser(command: str, usage: str):
 
 
 def cmd_report(args: list[str]) -> int:
-    from dlx.report import run_report
+    from dlx.analysis.report import run_report
 
     p = parser("report", "DIR [--by KEY…] [--metric M…] [--target V]")
     p.add_argument("dir", type=Path)
@@ -159,7 +159,7 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_study(args: list[str]) -> int:
-    from dlx.study import print_list, run_study
+    from dlx.analysis.study import print_list, run_study
 
     dirs, rest = [], []
     it = iter(args)
@@ -187,7 +187,7 @@ def tb_argv(args: list[str]) -> list[str]:
 
 
 def cmd_tb(args: list[str]) -> int:
-    from dlx.hparams import write_experiment
+    from dlx.analysis.hparams import write_experiment
 
     argv = tb_argv(args)
     root = Path(argv[argv.index("--logdir") + 1])
@@ -203,26 +203,26 @@ def cmd_tb(args: list[str]) -> int:
 def cmd_diff(args: list[str]) -> int:
     if len(args) != 2 or any(a.startswith("-") for a in args):
         raise UsageError("usage: dlx diff RUN_A RUN_B (two run dirs)")
-    from dlx.diff import print_diff
+    from dlx.analysis.diff import print_diff
 
     print_diff(Path(args[0]), Path(args[1]))
     return 0
 
 
 def cmd_export(args: list[str]) -> int:
-    from dlx.export import cmd_export as export
+    from dlx.commands.export import cmd_export as export
 
     return export(args)
 
 
 def cmd_lr_find(args: list[str]) -> int:
-    from dlx.lrfind import cmd_lr_find as lr_find
+    from dlx.commands.lrfind import cmd_lr_find as lr_find
 
     return lr_find(args)
 
 
 def cmd_sample(args: list[str]) -> int:
-    from dlx.sample import sample_run
+    from dlx.commands.sample import sample_run
 
     p = parser("sample", "RUN_DIR [--prompt P] [--length N] [--temperature T] [--seed S]")
     p.add_argument("run_dir", type=Path)

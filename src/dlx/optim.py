@@ -1,4 +1,4 @@
-"""Optimizers: the ``optim`` config group (schedules: ``dlx.schedules``).
+"""Optimizers: the ``optim`` config group (schedules: ``dlx.sched``).
 
 Every optimizer is PyTorch's own; the schema of each option lists exactly the knobs that
 optimizer has, range-checked, and one small builder per option hands them over.

@@ -154,7 +154,8 @@ class Registry(Generic[F]):
 
     def register(self, name: str, schema: type, task: str | None = None) -> Callable[[F], F]:
         """Register ``name``'s builder and schema; ``task`` names the objective it brings
-        (``dlx.objective.OBJECTIVES``): known before anything is built (a sweep's direction)."""
+        (``dlx.engine.objective.OBJECTIVES``): known before anything is built (a sweep's
+        direction)."""
 
         def deco(fn: F) -> F:
             if name in self._entries:

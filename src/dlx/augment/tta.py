@@ -7,7 +7,7 @@
 - ``flip_crops``: the five crops and their five mirror images (ten views).
 
 Every mode averages logits, view by view (memory as without TTA); an ensemble of runs then
-averages the members' probabilities (``dlx.ensemble``).
+averages the members' probabilities (``dlx.commands.ensemble``).
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from dlx.core import Run
-    from dlx.steps import StepResult
+    from dlx.engine.run import Run
+    from dlx.engine.step import StepResult
 
 
 class Callback:

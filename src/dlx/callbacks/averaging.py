@@ -13,16 +13,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from dlx.averaging import EMA, SWA, has_batchnorm, recompute_bn, set_lr
 from dlx.callbacks import Callback
+from dlx.engine.averaging import EMA, SWA, has_batchnorm, recompute_bn, set_lr
 from dlx.errors import UsageError
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from dlx.core import Run
-    from dlx.regularize import EMAConfig, SWAConfig
-    from dlx.steps import StepResult
+    from dlx.engine.run import Run
+    from dlx.engine.step import StepResult
+    from dlx.regularization import EMAConfig, SWAConfig
 
 
 class EMAWeights(Callback):
@@ -86,7 +86,7 @@ class SWAWeights(Callback):
 
     def on_fit_end(self, run: Run) -> None:
         """BN statistics of the average, its val figures, ``best.pt`` := the average."""
-        from dlx import distributed
+        from dlx.engine import distributed
 
         say = print if run.ctx.main else (lambda *a: None)
         if self.swa.n_averaged == 0:

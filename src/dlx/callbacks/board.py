@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 from omegaconf import OmegaConf
 
 from dlx.callbacks import Callback
-from dlx.log import flatten
-from dlx.optstats import histograms
+from dlx.engine.board import flatten
+from dlx.engine.optstats import histograms
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 
 class TensorBoardLogger(Callback):

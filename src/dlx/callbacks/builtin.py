@@ -21,7 +21,7 @@ from dlx.callbacks.top_k import TopK
 from dlx.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 #: callbacks a task brings along (by ``Objective.task``)
 TASK_CALLBACKS: dict[str, tuple[type[Callback], ...]] = {

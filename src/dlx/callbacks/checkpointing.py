@@ -18,14 +18,14 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from dlx import checkpoint
 from dlx.callbacks import Callback
-from dlx.log import stderr_line
-from dlx.state import test_kill_due
+from dlx.engine import checkpoint
+from dlx.engine.board import stderr_line
+from dlx.engine.state import test_kill_due
 
 if TYPE_CHECKING:
-    from dlx.core import Run
-    from dlx.steps import StepResult
+    from dlx.engine.run import Run
+    from dlx.engine.step import StepResult
 
 
 class Checkpointing(Callback):

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dlx.callbacks import Callback
-from dlx.checkpoint import atomic_write
+from dlx.engine.checkpoint import atomic_write
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 FILE = "metrics.csv"
 FIRST = ("epoch", "step", "time_s")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
-from dlx.regularize import EarlyStopping
+from dlx.regularization import EarlyStopping
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 
 class EarlyStop(Callback):

@@ -6,10 +6,10 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
-from dlx.log import stderr_line
+from dlx.engine.board import stderr_line
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 
 class FastDevRun(Callback):

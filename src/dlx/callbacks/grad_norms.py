@@ -18,7 +18,7 @@ from dlx.callbacks import Callback
 if TYPE_CHECKING:
     from torch import nn
 
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 PREFIX = "grads/norm/"
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 from dlx.callbacks import Callback
 
 if TYPE_CHECKING:
-    from dlx.core import Run
-    from dlx.steps import StepResult
+    from dlx.engine.run import Run
+    from dlx.engine.step import StepResult
 
 HOOKS = (
     "on_fit_start",

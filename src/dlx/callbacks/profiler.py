@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any
 from dlx.callbacks import Callback
 
 if TYPE_CHECKING:
-    from dlx.core import Run
-    from dlx.profile import StepProfiler
-    from dlx.steps import StepResult
+    from dlx.engine.profile import StepProfiler
+    from dlx.engine.run import Run
+    from dlx.engine.step import StepResult
 
 
 class Profiler(Callback):
@@ -19,7 +19,7 @@ class Profiler(Callback):
         self.profiler: StepProfiler | None = None
 
     def on_fit_start(self, run: Run) -> None:
-        from dlx.profile import StepProfiler
+        from dlx.engine.profile import StepProfiler
 
         self.profiler = StepProfiler(run.run_dir, run.device, run.progress.print)
 

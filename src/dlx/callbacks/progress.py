@@ -6,11 +6,11 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
-from dlx.log import summary_table
+from dlx.engine.board import summary_table
 
 if TYPE_CHECKING:
-    from dlx.core import Run
-    from dlx.steps import StepResult
+    from dlx.engine.run import Run
+    from dlx.engine.step import StepResult
 
 #: seconds between redraws of the bar's count (counting a step is free; drawing is not)
 REDRAW_S = 0.1

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlx import provenance
 from dlx.callbacks import Callback
+from dlx.engine import provenance
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 
 def record_start(run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
@@ -24,7 +24,7 @@ def record_start(run_dir: Path, info: dict[str, Any]) -> dict[str, Any]:
         first = None
     if not isinstance(first, dict):
         return provenance.write(run_dir, info)
-    from dlx.checkpoint import atomic_write, write_json
+    from dlx.engine.checkpoint import atomic_write, write_json
 
     resumes = first.setdefault("resumes", [])
     entry = {k: info[k] for k in ("time", "command", "host", "git")}

@@ -12,13 +12,13 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from dlx import distributed
 from dlx.callbacks import Callback
+from dlx.engine import distributed
 
 if TYPE_CHECKING:
     import optuna
 
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 
 class Pruning(Callback):

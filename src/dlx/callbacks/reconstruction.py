@@ -10,7 +10,7 @@ import torch
 from dlx.callbacks import Callback
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 #: the TensorBoard image tag
 TAG = "reconstruction/val"

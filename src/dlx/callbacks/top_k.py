@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from dlx.callbacks import Callback
 
 if TYPE_CHECKING:
-    from dlx.core import Run
+    from dlx.engine.run import Run
 
 
 def file_name(epoch: int, monitor: str, value: float) -> str:

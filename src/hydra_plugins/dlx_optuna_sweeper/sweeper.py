@@ -112,7 +112,7 @@ MODES = {"min": "minimize", "max": "maximize"}
 def _monitor(cfg: DictConfig) -> str:
     """What the trials will monitor: ``trainer.monitor``, or its task's when left at the
     default (an autoencoder minimises ``val/mse``)."""
-    from dlx.objective import planned_monitor
+    from dlx.engine.objective import planned_monitor
 
     try:
         return planned_monitor(cfg)
@@ -123,7 +123,7 @@ def _monitor(cfg: DictConfig) -> str:
 def direction_for(direction: str | None, monitor: str, mode: str | None = None) -> str:
     """``hydra.sweeper.direction`` when set; else the best.pt rule of the trials themselves
     (``trainer.mode``, whose ``auto`` minimises losses and errors and maximises the rest)."""
-    from dlx.monitor import resolve_mode
+    from dlx.engine.monitor import resolve_mode
 
     if direction is not None:
         if direction not in MODES.values():

@@ -1,0 +1,1 @@
+"""Reading finished runs: reports, figures, studies, HParams columns, diffs."""

@@ -1,0 +1,152 @@
+"""The HParams dashboard's columns: what a run overrode and what a sweep varied, first and
+shown; the rest of the config listed after them, hidden until a user ticks it.
+
+Each run writes its HParams session (every config key) into its own event file. Left alone,
+TensorBoard orders the columns by "differs across all sessions", then by name, and shows the
+first five: with several runs and sweeps under one folder that is ``data.*``/``model.*``, and
+the keys a sweep varied stay unticked. The columns are TensorBoard's *experiment*: the
+plugin takes the first one it finds and puts its ``differs`` keys first. ``dlx tb DIR``
+writes one experiment for everything under DIR into ``DIR`` itself, as the run TensorBoard
+finds first, with ``differs`` set on the keys that matter.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+#: the experiment's file in the logdir root (TensorBoard reads any ``*tfevents*`` file)
+FILENAME = "events.out.tfevents.dlx-hparams"
+#: the metric columns: SPEC's final figures first
+METRICS = ("val/acc", "test/acc", "val/loss", "test/loss", "train/acc", "train/loss")
+METRICS += ("val/ppl", "test/ppl")  # language models (model=charlm)
+
+
+def run_hparams(run_dir: Path) -> dict[str, Any]:
+    """A run's hyperparameters as its HParams session holds them (the flattened config)."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    from dlx.engine.board import flatten
+
+    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    try:
+        return flatten(OmegaConf.to_container(cfg, resolve=True))
+    except OmegaConfBaseException:  # an interpolation that only resolved inside its run
+        return flatten(OmegaConf.to_container(cfg, resolve=False))
+
+
+def overridden_keys(overrides: list[str], keys: list[str]) -> set[str]:
+    """The hparam keys a run's overrides set: ``optim.lr=0.1`` -> ``optim.lr``; a group
+    choice ``optim=sgd`` -> ``optim.name`` (or every ``optim.*`` key when it has no name)."""
+    out: set[str] = set()
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~").split("@", 1)[0]
+        if key.startswith("hydra"):
+            continue
+        if key in keys:
+            out.add(key)
+            continue
+        under = [k for k in keys if k.startswith(key + ".")]
+        out.update([f"{key}.name"] if f"{key}.name" in under else under)
+    return out
+
+
+def columns(root: Path) -> tuple[dict[str, Any], set[str]]:
+    """Every hparam key under ``root`` with one of its values (for the type), and the keys
+    to show: those any run overrode, and those whose values differ within a sweep."""
+    import yaml
+
+    from dlx.engine.rundirs import find_runs
+
+    values: dict[str, Any] = {}
+    shown: set[str] = set()
+    by_sweep: dict[Path, list[dict[str, Any]]] = {}
+    for run_dir in find_runs(root):
+        hp = run_hparams(run_dir)
+        for k, v in hp.items():
+            values.setdefault(k, v)
+        file = run_dir / ".hydra" / "overrides.yaml"
+        overrides = (yaml.safe_load(file.read_text()) or []) if file.is_file() else []
+        shown |= overridden_keys(overrides, list(hp))
+        if (run_dir.parent / "multirun.yaml").is_file():
+            by_sweep.setdefault(run_dir.parent, []).append(hp)
+    for trials in by_sweep.values():
+        keys = {k for hp in trials for k in hp}
+        shown |= {k for k in keys if len({repr(hp.get(k)) for hp in trials}) > 1}
+    return values, shown
+
+
+def metric_tags(root: Path) -> tuple[str, ...]:
+    """``METRICS``, then the monitored metric and its test twin of every run under ``root``
+    whose task has no accuracy (``val/mse``, ``test/mse`` of an autoencoder)."""
+    import json
+
+    from dlx.engine.rundirs import find_runs
+
+    tags = list(METRICS)
+    for run_dir in find_runs(root):
+        try:
+            monitor = json.loads((run_dir / "summary.json").read_text()).get("monitor")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(monitor, str):
+            twin = monitor.replace("val/", "test/", 1)
+            tags += [t for t in (monitor, twin) if t not in tags]
+    return tuple(tags)
+
+
+def experiment_summary(
+    values: dict[str, Any], shown: set[str], metrics: tuple[str, ...] = METRICS
+) -> Any:
+    """The HParams experiment as a TensorBoard ``Summary``: one column per key (type only,
+    no domain, so a later run's new value is never filtered out), ``differs`` on ``shown``."""
+    from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+    from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
+
+    def kind(v: Any) -> int:
+        if isinstance(v, bool):
+            return api_pb2.DATA_TYPE_BOOL
+        if isinstance(v, int | float):
+            return api_pb2.DATA_TYPE_FLOAT64
+        return api_pb2.DATA_TYPE_STRING
+
+    experiment = api_pb2.Experiment(
+        hparam_infos=[
+            api_pb2.HParamInfo(name=k, type=kind(v), differs=k in shown)
+            for k, v in sorted(values.items(), key=lambda kv: (kv[0] not in shown, kv[0]))
+        ],
+        metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
+        time_created_secs=time.time(),
+    )
+    content = plugin_data_pb2.HParamsPluginData(
+        experiment=experiment, version=metadata.PLUGIN_DATA_VERSION
+    )
+    meta = SummaryMetadata(
+        plugin_data=SummaryMetadata.PluginData(
+            plugin_name=metadata.PLUGIN_NAME, content=content.SerializeToString()
+        )
+    )
+    return Summary(value=[Summary.Value(tag=metadata.EXPERIMENT_TAG, metadata=meta)])
+
+
+def write_experiment(root: Path) -> Path | None:
+    """Write (replace) ``root``'s HParams experiment; None when no run is under ``root``."""
+    from tensorboard.compat.proto.event_pb2 import Event
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    values, shown = columns(root)
+    if not values:
+        return None
+    path = Path(root) / FILENAME
+    tmp = path.with_name(".dlx-hparams.tmp")  # no "tfevents" in the name: never read half
+    now = time.time()
+    with open(tmp, "wb") as f:
+        writer = RecordWriter(f)
+        writer.write(Event(wall_time=now, file_version="brain.Event:2").SerializeToString())
+        summary = experiment_summary(values, shown, metric_tags(root))
+        event = Event(wall_time=now, step=0, summary=summary)
+        writer.write(event.SerializeToString())
+    tmp.replace(path)
+    return path

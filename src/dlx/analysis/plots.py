@@ -1,0 +1,133 @@
+"""The figures of ``dlx report``: learning curves per group (mean over seeds, a band of ±1
+std), a bar chart of each chosen metric with error bars and, for runs that logged them
+(``trainer.log_grad_norms``), each layer's final gradient norm from input to output on a log
+scale. matplotlib (Agg) is imported here alone, when a report is drawn."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dlx.analysis.report import Group, Report
+
+
+#: the per-layer gradient norms' metric prefix (``dlx.callbacks.grad_norms``)
+GRADS = "grads/norm/"
+
+
+def curve(group: Group, metric: str) -> tuple[list[int], list[float], list[float]]:
+    """Epochs, mean and std of ``metric`` over the group's counted runs, epoch by epoch (a run
+    still training adds what it has so far)."""
+    by_epoch: dict[int, list[float]] = {}
+    for r in group.counted:
+        for row in r.rows:
+            if metric in row:
+                by_epoch.setdefault(int(row["epoch"]), []).append(row[metric])
+    epochs = sorted(by_epoch)
+    means = [statistics.fmean(by_epoch[e]) for e in epochs]
+    stds = [statistics.stdev(by_epoch[e]) if len(by_epoch[e]) > 1 else 0.0 for e in epochs]
+    return epochs, means, stds
+
+
+def _slug(metric: str) -> str:
+    """A file-name-safe form of a metric: ``last:train/loss`` -> ``last_train_loss``."""
+    return "".join(c if c.isalnum() or c in "-." else "_" for c in metric)
+
+
+def draw(report: Report, out: Path) -> list[Path]:
+    """Write the PNGs into ``out``; their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    monitor = report.groups[0].runs[0].monitor
+    for metric in dict.fromkeys(["train/loss", monitor]):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for g in report.groups:
+            epochs, mean, std = curve(g, metric)
+            if not epochs:
+                continue
+            line = ax.plot(epochs, mean, marker="o", ms=3, label=f"{g.label} (n={len(g.counted)})")
+            lo = [m - s for m, s in zip(mean, std, strict=True)]
+            hi = [m + s for m, s in zip(mean, std, strict=True)]
+            ax.fill_between(epochs, lo, hi, color=line[0].get_color(), alpha=0.2)
+        ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: mean over seeds, band ±1 std")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        path = out / f"curves_{_slug(metric)}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    for metric in report.metrics:
+        stats = [(row["group"], row[metric]) for row in report.rows if row[metric][2] > 0]
+        if not stats:
+            continue
+        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(stats) + 2), 4.2))
+        names = [s[0] for s in stats]
+        ax.bar(
+            range(len(stats)),
+            [s[1][0] for s in stats],
+            yerr=[s[1][1] for s in stats],
+            capsize=4,
+            color="#4C72B0",
+        )
+        ax.set_xticks(range(len(stats)), names, rotation=20, ha="right", fontsize=7)
+        ax.set_ylabel(metric)
+        ax.set_title(f"{metric}: mean ± std over seeds")
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = out / f"bars_{_slug(metric)}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    written += filter(None, [_grad_norms(report, out, plt)])
+    return written
+
+
+def layer_norms(group: Group) -> tuple[list[str], list[float], list[float]]:
+    """Layers in the model's order, the mean and std over the group's runs of each one's
+    ``grads/norm/<layer>`` in the final epoch."""
+    per_layer: dict[str, list[float]] = {}
+    for r in group.counted:
+        for k, v in (r.rows[-1] if r.rows else {}).items():
+            if k.startswith(GRADS):
+                per_layer.setdefault(k[len(GRADS) :], []).append(v)
+    layers = list(per_layer)
+    means = [statistics.fmean(per_layer[k]) for k in layers]
+    stds = [statistics.stdev(per_layer[k]) if len(per_layer[k]) > 1 else 0.0 for k in layers]
+    return layers, means, stds
+
+
+def _grad_norms(report: Report, out: Path, plt: Any) -> Path | None:
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    drawn = False
+    for g in report.groups:
+        layers, mean, std = layer_norms(g)
+        if not layers:
+            continue
+        drawn = True
+        ax.errorbar(range(len(layers)), mean, yerr=std, marker="o", ms=4, capsize=3, label=g.label)
+        ax.set_xticks(range(len(layers)), layers, rotation=30, ha="right", fontsize=7)
+    if not drawn:
+        plt.close(fig)
+        return None
+    ax.set_yscale("log")
+    ax.set_xlabel("layer (input to output)")
+    ax.set_ylabel("gradient L2 norm, final epoch")
+    ax.set_title("grads/norm/<layer>: mean ± std over seeds")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    path = out / "grad_norms.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,291 @@
+"""``dlx report DIR``: the runs under DIR grouped by what differs between them, over seeds.
+
+Runs are grouped by their overrides other than ``trainer.seed`` (or by ``--by KEY…``); each
+group shows mean ± std and n of the chosen metrics, params, seconds per epoch and, with
+``--target V``, the epochs the monitored metric took to reach V. Failed and diverged runs are
+counted in their group, never dropped; a run still training shows what it has so far. The table
+is printed and written to ``DIR/report/report.md`` beside PNG figures (``dlx.analysis.plots``).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dlx.engine.monitor import resolve_mode
+from dlx.errors import UsageError
+
+#: overrides that never make a group: the seed (what a group averages over) and Hydra's own
+IGNORED = ("trainer.seed", "hydra.", "sweep=")
+#: the pseudo-metric of ``dlx.analysis.macs`` (a model's multiply-accumulates per sample)
+MACS = "macs"
+#: a metric's prefix for its final epoch's figure (``last:train/loss``), not the best epoch's
+LAST = "last:"
+#: statuses whose figures count in the means
+COUNTED = ("completed", "stopped_early", "pruned", "running", "interrupted")
+
+
+@dataclass
+class RunRecord:
+    """What the report reads of one run dir."""
+
+    dir: Path
+    overrides: dict[str, str]
+    status: str
+    summary: dict[str, Any]
+    rows: list[dict[str, float]]  # metrics.csv
+    config: dict[str, Any]  # .hydra/config.yaml, read once
+
+    def setting(self, key: str) -> str:
+        """The config's value at dotted ``key`` as text ("" where the run has none)."""
+        node: Any = self.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        return "" if node is None else str(node)
+
+    @property
+    def monitor(self) -> str:
+        """The run's own (its summary's: it follows the task), else its config's."""
+        return self.summary.get("monitor") or self.setting("trainer.monitor") or "val/acc"
+
+    @property
+    def mode(self) -> str:
+        return self.summary.get("mode") or resolve_mode(
+            self.monitor, self.setting("trainer.mode") or "auto"
+        )
+
+    def value(self, metric: str) -> float | None:
+        """The run's figure: its summary's (best epoch), else its last finished epoch's;
+        ``last:NAME`` is always the last finished epoch's."""
+        if metric == MACS:
+            from dlx.analysis.macs import macs_of
+
+            macs = macs_of(self.config)
+            return float(macs) if macs is not None else None
+        last = metric.startswith(LAST)
+        metric = metric.removeprefix(LAST)
+        v = self.summary.get("last" if last else "metrics", {}).get(metric)
+        if v is None and self.rows:
+            v = self.rows[-1].get(metric)
+        return float(v) if isinstance(v, int | float) and math.isfinite(v) else None
+
+    def epochs_to(self, target: float, metric: str | None = None) -> int | None:
+        """The first epoch whose ``metric`` (default the monitored one) reached ``target``,
+        in the metric's direction (None: never)."""
+        metric = metric or self.monitor
+        mode = self.mode if metric == self.monitor else resolve_mode(metric, "auto")
+        for row in self.rows:
+            v = row.get(metric)
+            if v is not None and (v >= target if mode == "max" else v <= target):
+                return int(row["epoch"])
+        return None
+
+    def seconds_per_epoch(self) -> float | None:
+        if self.rows and self.rows[-1].get("time_s"):
+            return float(self.rows[-1]["time_s"]) / int(self.rows[-1]["epoch"])
+        return None
+
+
+@dataclass
+class Group:
+    """Runs that differ only by seed (or share the ``--by`` keys)."""
+
+    key: dict[str, str]
+    runs: list[RunRecord] = field(default_factory=list)
+    shown: dict[str, str] = field(default_factory=dict)  # the keys that tell groups apart
+
+    @property
+    def label(self) -> str:
+        return " ".join(f"{k}={v}" for k, v in self.shown.items()) or "(all runs)"
+
+    @property
+    def counted(self) -> list[RunRecord]:
+        return [r for r in self.runs if r.status in COUNTED]
+
+    @property
+    def failed(self) -> int:
+        return len(self.runs) - len(self.counted)
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
+    """Mean, sample standard deviation (0 for one value) and n."""
+    n = len(values)
+    if n == 0:
+        return math.nan, math.nan, 0
+    return statistics.fmean(values), statistics.stdev(values) if n > 1 else 0.0, n
+
+
+def load_runs(root: Path) -> list[RunRecord]:
+    """Every run dir under ``root`` with its summary, metrics.csv and overrides."""
+    import yaml
+
+    from dlx.callbacks.csvlog import FILE, read_rows
+    from dlx.engine.rundirs import find_runs, read_run
+
+    records = []
+    for d in find_runs(root):
+        info = read_run(d)
+        config = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
+        rows = [{k: float(v) for k, v in r.items() if v != ""} for r in read_rows(d / FILE)]
+        overrides = dict(o.split("=", 1) if "=" in o else (o, "") for o in info["overrides"])
+        records.append(RunRecord(d, overrides, info["status"], info, rows, config))
+    return records
+
+
+def group_runs(runs: list[RunRecord], by: Sequence[str] | None = None) -> list[Group]:
+    """Groups in order of first appearance, keyed by ``by`` or by every varied override."""
+    if by:
+        missing = [k for k in by if not any(k in r.overrides or r.setting(k) for r in runs)]
+        if missing:
+            raise UsageError(f"--by {missing[0]}: no run has it; use an override key")
+    groups: dict[tuple[tuple[str, str], ...], Group] = {}
+    for r in runs:
+        keys = by or [k for k in r.overrides if not k.startswith(IGNORED)]
+        key = tuple((k, r.overrides[k] if k in r.overrides else r.setting(k)) for k in keys)
+        groups.setdefault(key, Group(dict(key))).runs.append(r)
+    out = list(groups.values())
+    keys = list(dict.fromkeys(k for g in out for k in g.key))
+    varying = [k for k in keys if len({g.key.get(k) for g in out}) > 1] or keys
+    for g in out:
+        g.shown = {k: g.key.get(k, "") for k in varying}
+    return out
+
+
+def common_overrides(groups: list[Group]) -> dict[str, str]:
+    """The overrides every group shares (said once, above the table)."""
+    first = groups[0].key
+    return {
+        k: v
+        for k, v in first.items()
+        if k not in groups[0].shown and all(g.key.get(k) == v for g in groups)
+    }
+
+
+def default_metrics(runs: list[RunRecord]) -> list[str]:
+    """The monitored metric's test and val figures (``val/acc`` -> ``test/acc``, ``val/acc``)."""
+    monitor = runs[0].monitor if runs else "val/acc"
+    name = monitor.split("/", 1)[-1]
+    return [f"test/{name}", f"val/{name}"]
+
+
+@dataclass
+class Report:
+    """The table's rows, as numbers (``render`` formats them)."""
+
+    metrics: list[str]
+    groups: list[Group]
+    target: float | None
+    rows: list[dict[str, Any]]
+    target_metric: str | None = None  # what the target is on (default trainer.monitor)
+
+
+def build(
+    root: Path,
+    by: Sequence[str] | None,
+    metrics: Sequence[str] | None,
+    target: float | None,
+    target_metric: str | None = None,
+) -> Report:
+    runs = load_runs(root)
+    if not runs:
+        raise UsageError(f"DIR={root}: no runs under it (no */.hydra/config.yaml)")
+    groups = group_runs(runs, by)
+    chosen = list(metrics or default_metrics(runs))
+    rows = []
+    for g in groups:
+        row: dict[str, Any] = {"group": g.label, "n": len(g.counted), "failed": g.failed}
+        for m in chosen:
+            row[m] = mean_std([v for r in g.counted if (v := r.value(m)) is not None])
+        params = {r.summary.get("params") for r in g.runs if r.summary.get("params")}
+        row["params"] = params.pop() if len(params) == 1 else None
+        row["s/epoch"] = mean_std([v for r in g.counted if (v := r.seconds_per_epoch())])
+        if target is not None:
+            reached = [e for r in g.counted if (e := r.epochs_to(target, target_metric))]
+            row["epochs to target"] = (mean_std(reached), len(g.counted) - len(reached))
+        rows.append(row)
+    return Report(chosen, groups, target, rows, target_metric)
+
+
+def _fmt(ms: tuple[float, float, int], digits: int = 4, metric: str = "") -> str:
+    mean, std, n = ms
+    if n == 0:
+        return "-"
+    if metric == MACS:  # one model per group: a count, not a spread
+        return f"{mean:,.0f}"
+    return f"{mean:.{digits}f} ± {std:.{digits}f}" if n > 1 else f"{mean:.{digits}f}"
+
+
+def columns(report: Report) -> list[str]:
+    cols = ["group", "n", "failed", *report.metrics, "params", "s/epoch"]
+    return [*cols, "epochs to target"] if report.target is not None else cols
+
+
+def cells(report: Report, row: dict[str, Any]) -> list[str]:
+    out = [row["group"], str(row["n"]), str(row["failed"])]
+    out += [_fmt(row[m], metric=m) for m in report.metrics]
+    out.append(f"{row['params']:,}" if row["params"] else "-")
+    out.append(_fmt(row["s/epoch"], 2))
+    if report.target is not None:
+        ms, never = row["epochs to target"]
+        out.append(_fmt(ms, 1) + (f" ({never} never)" if never else ""))
+    return out
+
+
+def markdown(report: Report, root: Path, figures: list[str]) -> str:
+    cols = columns(report)
+    lines = [
+        f"# Report: {root}",
+        "",
+        "Groups by overrides other than the seed; mean ± std "
+        "over the n runs that count (failed and diverged runs are counted apart).",
+        "",
+    ]
+    common = common_overrides(report.groups)
+    if common:
+        lines += ["Every run: `" + " ".join(f"{k}={v}" for k, v in common.items()) + "`.", ""]
+    if report.target is not None:
+        on = report.target_metric or report.groups[0].runs[0].monitor
+        lines += [f"Target: {on} reaching {report.target}.", ""]
+    lines += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+    lines += ["| " + " | ".join(cells(report, r)) + " |" for r in report.rows]
+    lines += ["", *[f"![{Path(f).stem}]({f})" for f in figures], ""]
+    return "\n".join(lines)
+
+
+def run_report(
+    root: Path,
+    by: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
+    target: float | None = None,
+    target_metric: str | None = None,
+) -> Report:
+    """Build, print and write the report of ``root``; the report."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from dlx.analysis.plots import draw
+    from dlx.engine.checkpoint import atomic_write
+
+    root = Path(root)
+    if not root.is_dir():
+        raise UsageError(f"DIR={root}: no such folder")
+    report = build(root, by, metrics, target, target_metric)
+    out = root / "report"
+    figures = draw(report, out)
+    text = markdown(report, root, [Path(f).name for f in figures])
+    atomic_write(out / "report.md", lambda f: f.write(text.encode()))
+    console = Console()
+    if not console.is_terminal:
+        console.width = max(console.width, 160)
+    table = Table(title=f"report {root}", title_justify="left")
+    for c in columns(report):
+        table.add_column(c, justify="left" if c == "group" else "right")
+    for row in report.rows:
+        table.add_row(*cells(report, row))
+    console.print(table)
+    console.print(f"wrote {out / 'report.md'} and {len(figures)} figures")
+    return report

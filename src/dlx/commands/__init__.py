@@ -1,0 +1,1 @@
+"""The ``dlx`` verbs beyond train: each a thin module over the engine."""

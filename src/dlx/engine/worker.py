@@ -1,0 +1,31 @@
+"""A rank started by ``trainer.devices=N`` (``python -m dlx.engine.worker``): train without
+Hydra."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from dlx.engine.distributed import CONFIG_ENV, RESUME_ENV, RUN_DIR_ENV
+from dlx.errors import UsageError
+
+
+def main() -> int:
+    """Train this rank with the resolved config rank 0 put in the environment."""
+    from dlx.engine.loop import run
+
+    cfg = OmegaConf.create(os.environ[CONFIG_ENV])
+    assert isinstance(cfg, DictConfig)
+    resume = os.environ.get(RESUME_ENV) == "1"
+    try:
+        summary = run(cfg, Path(os.environ[RUN_DIR_ENV]), resume=resume)
+    except UsageError:  # rank 0 meets the same config and reports it
+        return 2
+    return 0 if summary.get("status") in ("completed", "stopped_early", "interrupted") else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

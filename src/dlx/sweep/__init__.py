@@ -1,0 +1,1 @@
+"""Sweeps: the Hydra app behind ``dlx train``, its launch, and what a sweep leaves."""
