@@ -21,7 +21,7 @@ from dlx.analysis.report import Report, RunRecord, mean_std
 from dlx.errors import UsageError
 
 #: the packaged studies
-STUDIES = Path(__file__).parent / "conf" / "study"
+STUDIES = Path(__file__).parents[1] / "conf" / "study"
 #: a claim's metric meaning "epochs until the study's target is reached" (lower is better)
 EPOCHS = "epochs_to_target"
 #: a claim's metric meaning "the fraction of runs that finished" (did not diverge or fail)

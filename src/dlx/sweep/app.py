@@ -23,7 +23,7 @@ if not OmegaConf.has_resolver("dlx_uid"):
     OmegaConf.register_new_resolver("dlx_uid", lambda: secrets.token_hex(2), use_cache=True)
 
 
-@hydra.main(config_path="conf", config_name="config", version_base="1.3")
+@hydra.main(config_path="pkg://dlx.conf", config_name="config", version_base="1.3")
 def train(cfg: DictConfig) -> float | None:
     """Hydra task: train once in Hydra's output dir; return the objective for sweepers."""
     from hydra.core.hydra_config import HydraConfig
