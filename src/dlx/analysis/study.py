@@ -15,10 +15,12 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dlx.analysis.report import Report, RunRecord, mean_std
 from dlx.errors import UsageError
+
+if TYPE_CHECKING:
+    from dlx.analysis.report import RunRecord
 
 #: the packaged studies
 STUDIES = Path(__file__).parents[1] / "conf" / "study"
@@ -45,6 +47,7 @@ class Claim:
     metric: str = EPOCHS
     higher_is_better: bool | None = None  # None: lower for losses, errors, epochs; else higher
     factor: float = 1.0
+    margin: float = 0.0  # non-inferiority: not worse than ``than`` by more than this
 
 
 @dataclass
@@ -59,6 +62,7 @@ class Study:
     metrics: list[str] = field(default_factory=list)
     target: dict[str, Any] | None = None  # {metric: train/loss, value: 0.3}
     claims: list[Claim] = field(default_factory=list)
+    alpha: float = 0.05  # the family-wise error rate of the study's verdicts (Holm)
 
 
 def find(name: str, config_dirs: list[Path]) -> Path:
@@ -98,9 +102,26 @@ def load(path: Path) -> Study:
                 f"study {path.stem}: claim {c.text!r}: metric {c.metric!r} is a difference "
                 "or ratio; say higher_is_better: true or false"
             )
+    for c in study.claims:
+        _check_claim(study.name, c)
+    if not 0 < study.alpha < 1:
+        raise UsageError(f"study {path.stem}: alpha: {study.alpha}; allowed: a number in (0, 1)")
     if any(c.metric == EPOCHS for c in study.claims) and not study.target:
         raise UsageError(f"study {path.stem}: claims on {EPOCHS} need a target")
     return study
+
+
+def _check_claim(name: str, c: Claim) -> None:
+    """One line for a claim the tests cannot take."""
+    if c.factor < 1 or c.margin < 0 or (c.factor > 1 and c.margin):
+        raise UsageError(
+            f"study {name}: claim {c.text!r}: factor {c.factor}, margin {c.margin}; allowed: "
+            "a factor >= 1 (a ratio claim) or a margin >= 0 (non-inferiority), not both"
+        )
+    if c.metric == EPOCHS and not isinstance(c.than, str):
+        raise UsageError(
+            f"study {name}: claim {c.text!r}: {EPOCHS} compares two groups; than: a group"
+        )
 
 
 def hydra_value(v: Any) -> str:
@@ -136,102 +157,75 @@ def run_value(r: RunRecord, metric: str, study: Study) -> float | None:
         return r.value(metric)
     assert study.target is not None
     reached = r.epochs_to(float(study.target["value"]), study.target.get("metric"))
-    return float(reached if reached is not None else len(r.rows) + 1)
+    return float(reached if reached is not None else len(r.rows) + 1)  # see verdicts.epochs
 
 
-def group_values(report: Report, label: str, study: Study, metric: str) -> tuple[float, float, int]:
-    """Mean, std and n of ``metric`` over group ``label``'s runs (every run for ``finished``,
-    the counted ones otherwise: a diverged run has no loss to average)."""
-    group = next((g for g in report.groups if g.label == label), None)
-    if group is None:
-        labels = ", ".join(g.label for g in report.groups)
-        raise UsageError(f"study {study.name}: no group {label!r}; the groups: {labels}")
-    runs = group.runs if metric == FINISHED else group.counted
-    return mean_std([v for r in runs if (v := run_value(r, metric, study)) is not None])
+#: ``study.KEY=VALUE`` options of ``dlx study NAME`` (not Hydra overrides) and their defaults
+OPTIONS = {"until_settled": False, "max_seeds": 10, "step": 2, "alpha": None}
 
 
-def verdict(
-    a: tuple[float, float, int],
-    b: tuple[float, float, int],
-    higher_is_better: bool,
-    factor: float = 1.0,
-    baseline: bool = False,
-) -> str:
-    """``supported`` when ``a`` beats ``b`` and their mean ± std intervals do not overlap
-    (and, with ``factor``, the better mean is that many times the other's), ``not
-    supported`` when ``b`` beats ``a`` so or ``a`` falls short of the factor, ``inconclusive``
-    otherwise, and when a group has fewer than two runs (no spread to judge by). A
-    ``baseline`` ``b`` is a number: std 0, no runs."""
-    (ma, sa, na), (mb, sb, nb) = a, b
-    if na < 2 or (nb < 2 and not baseline):
-        return "inconclusive"
-    if abs(ma - mb) <= sa + sb:
-        return "inconclusive"
-    if (ma > mb) != higher_is_better:
-        return "not supported"
-    hi, lo = (ma, mb) if higher_is_better else (mb, ma)
-    if factor > 1 and not (lo > 0 and hi / lo >= factor):
-        return "not supported"
-    return "supported"
+def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """The ``study.*`` options among ``extra`` (checked: one line naming the key), and the
+    rest (the sweep's overrides)."""
+    chosen, rest = dict(OPTIONS), []
+    for o in extra:
+        key, _, value = o.partition("=")
+        if not key.startswith("study."):
+            rest.append(o)
+            continue
+        name = key.removeprefix("study.")
+        if name not in OPTIONS:
+            raise UsageError(f"{key}: unknown; allowed: {', '.join('study.' + k for k in OPTIONS)}")
+        chosen[name] = _option(key, name, value, len(study.seeds))
+    if chosen["alpha"] is not None:
+        study.alpha = chosen["alpha"]
+    if not chosen["until_settled"]:
+        chosen["max_seeds"] = len(study.seeds)
+    elif chosen["max_seeds"] < len(study.seeds):
+        n = len(study.seeds)
+        raise UsageError(
+            f"study.max_seeds={chosen['max_seeds']}: below the study's {n} seeds; "
+            f"allowed: an integer >= {n}"
+        )
+    return chosen, rest
 
 
-def judge(study: Study, report: Report) -> list[str]:
-    """One line per claim: the verdict and the numbers it rests on."""
-    from dlx.engine.monitor import resolve_mode
-
-    lines = []
-    for c in study.claims:
-        a = group_values(report, c.better, study, c.metric)
-        baseline = isinstance(c.than, int | float)
-        b = (float(c.than), 0.0, 1) if baseline else group_values(report, c.than, study, c.metric)
-        higher = c.higher_is_better
-        if higher is None:
-            higher = c.metric == FINISHED or (
-                c.metric != EPOCHS and resolve_mode(c.metric, "auto") == "max"
-            )
-        what = c.metric if c.metric != EPOCHS else f"epochs to {_target_text(study)}"
-        than = f"the baseline {c.than}" if baseline else f"{c.than} {_ms(b)}"
-        n = f"n={a[2]}" if baseline else f"n={a[2]}/{b[2]}"
-        said = verdict(a, b, higher, c.factor, baseline)
-        lines.append(f"{said}: {c.text} ({what}: {c.better} {_ms(a)} vs {than}, {n})")
-    return lines
+def _option(key: str, name: str, value: str, seeds: int) -> Any:
+    if name == "until_settled":
+        if value not in ("true", "false"):
+            raise UsageError(f"{key}={value}: allowed: true or false")
+        return value == "true"
+    if name == "alpha":
+        try:
+            alpha = float(value)
+        except ValueError:
+            alpha = -1.0
+        if not 0 < alpha < 1:
+            raise UsageError(f"{key}={value}: allowed: a number in (0, 1)")
+        return alpha
+    if not value.isdigit() or int(value) < 1:
+        raise UsageError(f"{key}={value}: allowed: a positive integer")
+    return int(value)
 
 
-def _target_text(study: Study) -> str:
-    assert study.target is not None
-    return f"{study.target.get('metric', 'the monitor')} {study.target['value']}"
-
-
-def _ms(v: tuple[float, float, int]) -> str:
-    return f"{v[0]:.4g} ± {v[1]:.2g}" if v[2] else "-"
+def seed_order(study: Study, max_seeds: int) -> list[int]:
+    """The study's seeds, then new ones (after its largest) up to ``max_seeds`` per group."""
+    more = range(max(study.seeds) + 1, max(study.seeds) + 1 + max_seeds - len(study.seeds))
+    return [*study.seeds, *more]
 
 
 def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
-    """Sweep, report, verdicts; written to ``OUT/verdicts.txt`` too. The sweep's exit code."""
-    from dlx.analysis.report import run_report
-    from dlx.engine.checkpoint import atomic_write
-    from dlx.sweep.launch import train
+    """Sweep, (rounds of more seeds,) report, verdicts; written to ``OUT/verdicts.txt`` too.
+    The sweep's exit code."""
+    from dlx.analysis import settle
 
     study = load(find(name, config_dirs))
+    opts, extra = options(study, extra)
     given = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.sweep.dir=")]
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(given[0]) if given else Path("outputs/studies") / f"{name}-{stamp}"
     extra = [o for o in extra if not o.startswith("hydra.sweep.dir=")]
-    cd = [a for d in config_dirs for a in ("-cd", str(d))]
-    code = train([*cd, *sweep_args(study, extra, out)])
-    target = study.target or {}
-    report = run_report(
-        out, list(study.grid), study.metrics or None, target.get("value"), target.get("metric")
-    )
-    lines = judge(study, report)
-    text = "\n".join([f"study {name}: {study.claim}", *lines]) + "\n"
-    atomic_write(out / "report" / "verdicts.txt", lambda f: f.write(text.encode()))
-    md = (out / "report" / "report.md").read_text()
-    head = f"## Verdicts ({study.source}; budget: {study.budget})\n\n"
-    verdicts = head + "".join(f"- {line}\n" for line in lines)
-    atomic_write(out / "report" / "report.md", lambda f: f.write((md + "\n" + verdicts).encode()))
-    print(text, end="")
-    return code
+    return settle.run(study, extra, config_dirs, out, opts)
 
 
 def print_list(config_dirs: list[Path]) -> None:

@@ -1,0 +1,129 @@
+"""``dlx study NAME``'s run: the study's sweep, then (``study.until_settled=true``) rounds of
+``study.step`` more seeds for the groups of the claims not yet settled, until every claim is
+settled or each group has ``study.max_seeds``; then the report and the verdicts.
+
+Each round is its own sweep into the study's folder (``r<round>g<group>-<job>/``), so a
+re-run of the same command resumes: every finished run is re-used, never trained again, and
+the decisions between rounds are re-made from the same runs (look k reads only the first
+``n_k`` seeds), so they come out the same. The error rate under these repeated looks is held
+by ``dlx.analysis.sequential``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from dlx.analysis import sequential
+from dlx.analysis.study import hydra_value, seed_order, sweep_args
+from dlx.analysis.verdicts import judge, line
+
+if TYPE_CHECKING:
+    from dlx.analysis.report import Report
+    from dlx.analysis.study import Study
+
+#: exit codes that stop a study (Ctrl-C, SIGTERM): no further round starts
+STOPPED = (130, 143)
+
+
+def claim_groups(study: Study) -> list[str]:
+    """The groups the claims compare, in the order of the claims (a group's index names
+    its rounds' folders)."""
+    labels = [lab for c in study.claims for lab in (c.better, c.than) if isinstance(lab, str)]
+    return list(dict.fromkeys(labels))
+
+
+def group_args(
+    study: Study, label: str, seeds: list[int], extra: list[str], out: Path, sub: str
+) -> list[str]:
+    """The ``dlx train -m`` arguments of one group's runs for ``seeds``, into ``out/sub-<job>``
+    (the grid keys in the grid's order, so the report groups them with the first round's)."""
+    fixed = dict(part.split("=", 1) for part in label.split())
+    grid = [
+        f"{k}={fixed.get(k, ','.join(hydra_value(v) for v in vs))}" for k, vs in study.grid.items()
+    ]
+    seed = "trainer.seed=" + ",".join(str(s) for s in seeds)
+    subdir = f"hydra.sweep.subdir={sub}-${{hydra.job.num}}"
+    return ["-m", *grid, seed, *study.overrides, *extra, f"hydra.sweep.dir={out}", subdir]
+
+
+def _report(study: Study, out: Path, show: bool) -> Report:
+    from dlx.analysis.report import build, run_report
+
+    target = study.target or {}
+    args = (out, list(study.grid), study.metrics or None, target.get("value"), target.get("metric"))
+    return run_report(*args) if show else build(*args)
+
+
+def run(
+    study: Study, extra: list[str], config_dirs: list[Path], out: Path, opts: dict[str, Any]
+) -> int:
+    """The study's runs, rounds, report and verdicts; the exit code (130/143 when stopped)."""
+    from dlx.sweep.launch import train
+
+    cd = [a for d in config_dirs for a in ("-cd", str(d))]
+    order = seed_order(study, opts["max_seeds"])
+    planned = sequential.looks(len(study.seeds), opts["max_seeds"], opts["step"])
+    code = train([*cd, *sweep_args(study, extra, out)])
+    done = 1
+    while done < len(planned) and code not in STOPPED:
+        verdicts = judge(_report(study, out, False), study, order, planned[:done], planned)
+        open_claims = [
+            c
+            for c, v in zip(study.claims, verdicts, strict=True)
+            if v.word == sequential.INCONCLUSIVE
+        ]
+        if not open_claims:
+            break
+        wanted = {lab for c in open_claims for lab in (c.better, c.than) if isinstance(lab, str)}
+        seeds = order[planned[done - 1] : planned[done]]
+        print(
+            f"study {study.name}: round {done}: {len(open_claims)} claims open; "
+            f"seeds {seeds} for {len(wanted)} groups"
+        )
+        for gi, label in enumerate(claim_groups(study)):
+            if label in wanted and code not in STOPPED:
+                code = max(
+                    code,
+                    train([*cd, *group_args(study, label, seeds, extra, out, f"r{done}g{gi}")]),
+                )
+        if code in STOPPED:
+            break
+        done += 1
+    write(study, out, _report(study, out, True), order, planned, done)
+    return code
+
+
+def write(
+    study: Study, out: Path, report: Report, order: list[int], planned: list[int], done: int
+) -> None:
+    """The verdicts after ``done`` looks: printed, in ``verdicts.txt`` and under ``report.md``."""
+    from dlx.engine.checkpoint import atomic_write
+
+    verdicts = judge(report, study, order, planned[:done], planned)
+    lines = [line(study, c, v) for c, v in zip(study.claims, verdicts, strict=True)]
+    text = "\n".join([f"study {study.name}: {study.claim}", *lines]) + "\n"
+    atomic_write(out / "report" / "verdicts.txt", lambda f: f.write(text.encode()))
+    md = (out / "report" / "report.md").read_text()
+    head = f"## Verdicts ({study.source}; budget: {study.budget})\n\n{method(study, planned)}\n\n"
+    body = head + "".join(f"- {ln}\n" for ln in lines)
+    atomic_write(out / "report" / "report.md", lambda f: f.write((md + "\n" + body).encode()))
+    print(text, end="")
+
+
+def method(study: Study, planned: list[int]) -> str:
+    """How the verdicts were reached, in one paragraph of report.md."""
+    text = (
+        "Each claim: a one-sided significance test in the claimed direction (`supported`) and "
+        "the other (`contradicted`), else `inconclusive` with the seeds per group a power "
+        f"analysis asks for (80% power); Holm's correction across the {len(study.claims)} "
+        f"claims at α = {study.alpha:g}."
+    )
+    if len(planned) > 1:
+        seeds = ", ".join(str(n) for n in planned)
+        text += (
+            f" Seeds added in rounds (looks at {seeds} seeds per group); α spent across the "
+            "looks by the Lan-DeMets O'Brien-Fleming-type function, so the error rate holds "
+            "under the repeated looks."
+        )
+    return text

@@ -1,0 +1,221 @@
+"""A study's verdicts: each claim's runs, its significance test (``dlx.analysis.stats``) at
+every look, the decision (``dlx.analysis.sequential``: Holm across claims, α spent across
+looks) and the line that says it.
+
+Which test: ``finished`` -> Fisher's exact test (a number: the binomial test);
+``epochs_to_target`` -> the log-rank test, a run that never reached the target censored;
+any other metric -> Welch's t-test (a number: the one-sample t-test), on log values when the
+claim has a ``factor`` (the null: the ratio is ``factor``), against ``-margin`` when it has a
+``margin`` (non-inferiority: ``better`` is not worse than ``than`` by more than the margin).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dlx.analysis import sequential, stats
+from dlx.errors import UsageError
+
+if TYPE_CHECKING:
+    from dlx.analysis.report import Report, RunRecord
+    from dlx.analysis.study import Claim, Study
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One claim's verdict and the test it rests on (at the look that settled it, else the
+    last look)."""
+
+    word: str
+    result: stats.Result
+    look: int  # 0-based
+    looks: int  # planned
+    p_holm: float | None  # Holm-adjusted p of the claimed direction (one look only)
+    texts: tuple[str, str]  # each side's figures as shown (the number for a baseline)
+
+
+def higher_is_better(claim: Claim) -> bool:
+    """The claim's direction: its own, else lower for losses, errors and epochs."""
+    from dlx.analysis.study import EPOCHS, FINISHED
+    from dlx.engine.monitor import resolve_mode
+
+    if claim.higher_is_better is not None:
+        return claim.higher_is_better
+    if claim.metric == FINISHED:
+        return True
+    return claim.metric != EPOCHS and resolve_mode(claim.metric, "auto") == "max"
+
+
+def group_runs(report: Report, study: Study, label: str, seeds: set[int]) -> list[RunRecord]:
+    """Group ``label``'s runs whose seed is in ``seeds`` (every run, failed ones too)."""
+    group = next((g for g in report.groups if g.label == label), None)
+    if group is None:
+        labels = ", ".join(g.label for g in report.groups)
+        raise UsageError(f"study {study.name}: no group {label!r}; the groups: {labels}")
+    return [r for r in group.runs if _seed(r) in seeds]
+
+
+def _seed(r: RunRecord) -> int | None:
+    value = r.overrides.get("trainer.seed") or r.setting("trainer.seed")
+    return int(value) if value.lstrip("-").isdigit() else None
+
+
+def epochs(runs: list[RunRecord], study: Study) -> list[tuple[int, bool]]:
+    """Each counted run's epochs to the study's target and whether it reached it (one that
+    did not is censored at the epochs it ran)."""
+    from dlx.analysis.report import COUNTED
+
+    assert study.target is not None
+    out = []
+    for r in runs:
+        if r.status in COUNTED:
+            reached = r.epochs_to(float(study.target["value"]), study.target.get("metric"))
+            out.append((reached, True) if reached is not None else (len(r.rows), False))
+    return out
+
+
+def measure(report: Report, study: Study, claim: Claim, seeds: set[int]) -> Verdict:
+    """The claim's test on the runs of ``seeds`` (a verdict still ``inconclusive``)."""
+    from dlx.analysis.report import COUNTED
+    from dlx.analysis.study import EPOCHS, FINISHED, run_value
+
+    higher, alpha = higher_is_better(claim), study.alpha
+    baseline = not isinstance(claim.than, str)
+    a = group_runs(report, study, claim.better, seeds)
+    b = [] if baseline else group_runs(report, study, str(claim.than), seeds)
+    if claim.metric == FINISHED:
+        fa, fb = (
+            [run_value(r, FINISHED, study) == 1 for r in a],
+            [run_value(r, FINISHED, study) == 1 for r in b],
+        )
+        res = (
+            stats.binomial(fa, float(claim.than), higher, alpha)
+            if baseline
+            else stats.fisher(fa, fb, higher, alpha)
+        )
+        texts = (
+            f"{sum(fa)}/{len(fa)} finished",
+            f"{claim.than}" if baseline else f"{sum(fb)}/{len(fb)} finished",
+        )
+    elif claim.metric == EPOCHS:
+        ea, eb = epochs(a, study), epochs(b, study)
+        res = stats.logrank(ea, eb, higher, alpha)
+        texts = (stats.epochs_text(ea), stats.epochs_text(eb))
+    else:
+        va = [
+            v
+            for r in a
+            if r.status in COUNTED and (v := run_value(r, claim.metric, study)) is not None
+        ]
+        vb = [
+            v
+            for r in b
+            if r.status in COUNTED and (v := run_value(r, claim.metric, study)) is not None
+        ]
+        log = claim.factor > 1
+        if log and min([*va, *vb, *([] if not baseline else [float(claim.than)])], default=1) <= 0:
+            raise UsageError(
+                f"study {study.name}: claim {claim.text!r}: factor needs positive values"
+            )
+        sign = 1 if higher else -1
+        shift = sign * math.log(claim.factor) if log else -sign * claim.margin
+        if baseline:
+            res = stats.one_sample(va, float(claim.than), higher, alpha, shift, log)
+        else:
+            res = stats.welch(va, vb, higher, alpha, shift, log)
+        texts = (_ms(va), str(claim.than) if baseline else _ms(vb))
+    return Verdict(sequential.INCONCLUSIVE, res, 0, 1, None, texts)
+
+
+def _ms(values: list[float]) -> str:
+    if not values:
+        return "-"
+    sd = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return f"{float(np.mean(values)):.4g} ± {sd:.2g}"
+
+
+def judge(
+    report: Report, study: Study, order: list[int], ns: list[int], planned: list[int]
+) -> list[Verdict]:
+    """Every claim's verdict after the looks at ``ns`` seeds per group (the first ``n`` of
+    ``order`` at each), of the ``planned`` looks."""
+    from statsmodels.stats.multitest import multipletests
+
+    per_look = [[measure(report, study, c, set(order[:n])) for c in study.claims] for n in ns]
+    p_claim = np.array([[v.result.p_claim for v in row] for row in per_look])
+    p_other = np.array([[v.result.p_other for v in row] for row in per_look])
+    code, at = sequential.settle(p_claim, p_other, sequential.fractions_of(planned), study.alpha)
+    holm = None
+    if len(planned) == 1:
+        holm = multipletests(p_claim[0], study.alpha, method="holm")[1]
+    out = []
+    for j in range(len(study.claims)):
+        look = int(at[j]) if at[j] >= 0 else len(ns) - 1
+        v = per_look[look][j]
+        p_holm = None if holm is None else float(holm[j])
+        out.append(
+            Verdict(sequential.WORDS[int(code[j])], v.result, look, len(planned), p_holm, v.texts)
+        )
+    return out
+
+
+def _num(x: float, signed: bool = False) -> str:
+    if x is None or not math.isfinite(x):
+        return "never" if x == math.inf or x == -math.inf else "-"
+    return f"{x:+.4g}" if signed else f"{x:.4g}"
+
+
+def line(study: Study, claim: Claim, v: Verdict) -> str:
+    """The verdict line: the word, the claim, the test, the figures, p, CI, g and n."""
+    from dlx.analysis.study import EPOCHS
+
+    r = v.result
+    what = claim.metric if claim.metric != EPOCHS else f"epochs to {target_text(study)}"
+    than = (
+        f"the baseline {claim.than}"
+        if not isinstance(claim.than, str)
+        else f"{claim.than} {v.texts[1]}"
+    )
+    parts = [f"{r.test}, one-sided", f"{what}: {claim.better} {v.texts[0]} vs {than}"]
+    if r.log:
+        parts.append(
+            f"ratio {_num(r.diff)} (95% CI {_num(r.ci[0])} to {_num(r.ci[1])}; "
+            f"claimed {claim.factor:g}x)"
+        )
+    elif claim.metric == EPOCHS:
+        parts.append(f"median difference {_num(r.diff, True)}")
+    else:
+        parts.append(
+            f"difference {_num(r.diff, True)} "
+            f"(95% CI {_num(r.ci[0], True)} to {_num(r.ci[1], True)})"
+        )
+    p = (
+        f"p={r.p_claim:.3g}"
+        if v.word != sequential.CONTRADICTED
+        else f"p={r.p_other:.3g} the other way"
+    )
+    if v.p_holm is not None and len(study.claims) > 1:
+        p += f" (Holm-adjusted {v.p_holm:.3g})"
+    parts.append(f"{p}, α={study.alpha:g}")
+    if r.g is not None:
+        parts.append(f"g={r.g:.2f}")
+    parts.append("n=" + "/".join(str(n) for n in r.n))
+    if v.looks > 1:
+        parts.append(f"look {v.look + 1} of {v.looks}")
+    if v.word == sequential.INCONCLUSIVE:
+        need = (
+            f"{r.seeds} seeds per group"
+            if r.seeds
+            else f"more than {stats.MAX_SEEDS} seeds per group"
+        )
+        parts.append(f"80% power needs {need}" if r.seeds or r.diff else "no difference seen")
+    return f"{v.word}: {claim.text} ({'; '.join(parts)})"
+
+
+def target_text(study: Study) -> str:
+    assert study.target is not None
+    return f"{study.target.get('metric', 'the monitor')} {study.target['value']}"
