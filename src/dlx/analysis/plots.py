@@ -89,7 +89,7 @@ def draw(report: Report, out: Path) -> list[Path]:
         fig.savefig(path, dpi=110)
         plt.close(fig)
         written.append(path)
-    written += filter(None, [_grad_norms(report, out, plt)])
+    written += filter(None, [_grad_norms(report, out, plt), _epochs(report, out, plt)])
     return written
 
 
@@ -128,6 +128,35 @@ def _grad_norms(report: Report, out: Path, plt: Any) -> Path | None:
     ax.legend(fontsize=7)
     fig.tight_layout()
     path = out / "grad_norms.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _epochs(report: Report, out: Path, plt: Any) -> Path | None:
+    """Each run's epochs to the target, per group, with the runs that never reached it on a
+    row of their own marked ``never`` (as the table and the verdicts say it)."""
+    from dlx.analysis.stats import epochs_text
+
+    if report.target is None:
+        return None
+    runs = [row["epochs to target"] for row in report.rows]
+    top = max((e for group in runs for e, _ in group), default=0) + 1
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(runs) + 2), 4.2))
+    for i, group in enumerate(runs):
+        ys = [e if reached else top for e, reached in group]
+        xs = [i + 0.08 * (j - (len(ys) - 1) / 2) for j in range(len(ys))]
+        ax.scatter(xs, ys, color=["#4C72B0" if r else "#C44E52" for _, r in group], zorder=3)
+    labels = [f"{row['group']}\n{epochs_text(g)}" for row, g in zip(report.rows, runs, strict=True)]
+    ax.set_xticks(range(len(runs)), labels, rotation=20, ha="right", fontsize=7)
+    ticks = list(range(1, top))
+    ax.set_yticks([*ticks, top], [*map(str, ticks), "never"])
+    ax.set_ylabel("epochs to target (one point per run)")
+    on = report.target_metric or report.groups[0].runs[0].monitor
+    ax.set_title(f"epochs until {on} reaches {report.target}")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = out / "epochs_to_target.png"
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

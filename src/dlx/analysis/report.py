@@ -84,6 +84,12 @@ class RunRecord:
                 return int(row["epoch"])
         return None
 
+    def reached(self, target: float, metric: str | None = None) -> tuple[int, bool]:
+        """Epochs to ``target`` and True, or the epochs the run ran and False (never: a
+        right-censored time, as the log-rank test and ``stats.epochs_text`` read it)."""
+        epoch = self.epochs_to(target, metric)
+        return (epoch, True) if epoch is not None else (len(self.rows), False)
+
     def seconds_per_epoch(self) -> float | None:
         if self.rows and self.rows[-1].get("time_s"):
             return float(self.rows[-1]["time_s"]) / int(self.rows[-1]["epoch"])
@@ -204,8 +210,7 @@ def build(
         row["params"] = params.pop() if len(params) == 1 else None
         row["s/epoch"] = mean_std([v for r in g.counted if (v := r.seconds_per_epoch())])
         if target is not None:
-            reached = [e for r in g.counted if (e := r.epochs_to(target, target_metric))]
-            row["epochs to target"] = (mean_std(reached), len(g.counted) - len(reached))
+            row["epochs to target"] = [r.reached(target, target_metric) for r in g.counted]
         rows.append(row)
     return Report(chosen, groups, target, rows, target_metric)
 
@@ -230,8 +235,9 @@ def cells(report: Report, row: dict[str, Any]) -> list[str]:
     out.append(f"{row['params']:,}" if row["params"] else "-")
     out.append(_fmt(row["s/epoch"], 2))
     if report.target is not None:
-        ms, never = row["epochs to target"]
-        out.append(_fmt(ms, 1) + (f" ({never} never)" if never else ""))
+        from dlx.analysis.stats import epochs_text
+
+        out.append(epochs_text(row["epochs to target"]))
     return out
 
 

@@ -47,6 +47,8 @@ def boundaries(fractions: tuple[float, ...], alpha: float) -> tuple[float, ...]:
     the last 1) with ``alpha`` spent in all: the z boundaries by the Armitage-McPherson-Rowe
     recursion (the density of the statistic on the continuation region, look by look,
     integrated numerically; Jennison & Turnbull 2000, ch. 19)."""
+    if len(fractions) == 1:  # one look, a fixed number of seeds: alpha itself
+        return (alpha,)
     zs: list[float] = []
     grid = dens = np.empty(0)
     for k, t in enumerate(fractions):
@@ -124,8 +126,3 @@ def settle(
         code = np.where(new_up, UP, np.where(new_down, DOWN, code))
         at = np.where(new_up | new_down, k, at)
     return code, at
-
-
-def bound_at(fractions: tuple[float, ...], alpha: float, look: int, family: int) -> float:
-    """The p boundary at ``look`` for a Holm step at level ``alpha / family``."""
-    return boundaries(fractions, alpha / max(family, 1))[look]

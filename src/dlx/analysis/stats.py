@@ -187,20 +187,33 @@ def fisher(a: Sequence[bool], b: Sequence[bool], higher: bool, alpha: float) -> 
 
 def binomial(a: Sequence[bool], share: float, higher: bool, alpha: float) -> Result:
     """The exact binomial test of ``a``'s share against the number ``share``."""
-    from statsmodels.stats.power import NormalIndPower
-    from statsmodels.stats.proportion import proportion_effectsize
-
     k, n = int(sum(a)), len(a)
     if n == 0:
         return Result("binomial test", 1.0, 1.0, math.nan, (math.nan,) * 2, None, (0,), None)
     claim, other = _alternatives(higher)
     res = stats.binomtest(k, n, share, alternative=claim)
     ci = stats.binomtest(k, n, share).proportion_ci(0.95)
-    h = proportion_effectsize(k / n, share)
-    seeds = seeds_for(NormalIndPower(), h, alpha, ratio=0)
+    seeds = binomial_seeds(k / n, share, alpha)
     p_other = stats.binomtest(k, n, share, alternative=other).pvalue
     diff, lo, hi = k / n - share, ci.low - share, ci.high - share
     return Result("binomial test", _p(res.pvalue), _p(p_other), diff, (lo, hi), None, (n,), seeds)
+
+
+def binomial_seeds(observed: float, share: float, alpha: float) -> int | None:
+    """The fewest runs at which the exact one-sided binomial test at ``alpha`` (toward the
+    observed share) has 80% power if ``observed`` is the truth; None: no difference, or
+    more than ``MAX_SEEDS``."""
+    if observed == share:
+        return None
+    ns = np.arange(2, MAX_SEEDS + 1)
+    if observed > share:  # reject when k > isf: P(X > isf) <= alpha
+        power = stats.binom.sf(stats.binom.isf(alpha, ns, share), ns, observed)
+    else:  # reject when k <= crit, the largest k with P(X <= k) <= alpha
+        low = stats.binom.ppf(alpha, ns, share)
+        crit = np.where(stats.binom.cdf(low, ns, share) <= alpha, low, low - 1)
+        power = np.where(crit >= 0, stats.binom.cdf(crit, ns, observed), 0.0)
+    reached = power >= POWER
+    return int(ns[np.argmax(reached)]) if reached.any() else None
 
 
 def logrank(

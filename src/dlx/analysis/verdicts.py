@@ -70,12 +70,8 @@ def epochs(runs: list[RunRecord], study: Study) -> list[tuple[int, bool]]:
     from dlx.analysis.report import COUNTED
 
     assert study.target is not None
-    out = []
-    for r in runs:
-        if r.status in COUNTED:
-            reached = r.epochs_to(float(study.target["value"]), study.target.get("metric"))
-            out.append((reached, True) if reached is not None else (len(r.rows), False))
-    return out
+    target, metric = float(study.target["value"]), study.target.get("metric")
+    return [r.reached(target, metric) for r in runs if r.status in COUNTED]
 
 
 def measure(report: Report, study: Study, claim: Claim, seeds: set[int]) -> Verdict:
@@ -207,12 +203,12 @@ def line(study: Study, claim: Claim, v: Verdict) -> str:
     if v.looks > 1:
         parts.append(f"look {v.look + 1} of {v.looks}")
     if v.word == sequential.INCONCLUSIVE:
-        need = (
-            f"{r.seeds} seeds per group"
-            if r.seeds
-            else f"more than {stats.MAX_SEEDS} seeds per group"
-        )
-        parts.append(f"80% power needs {need}" if r.seeds or r.diff else "no difference seen")
+        if r.seeds:
+            parts.append(f"80% power needs {r.seeds} seeds per group")
+        elif math.isfinite(r.diff) and r.diff != (1.0 if r.log else 0.0):
+            parts.append(f"80% power needs more than {stats.MAX_SEEDS} seeds per group")
+        else:
+            parts.append("no difference seen")
     return f"{v.word}: {claim.text} ({'; '.join(parts)})"
 
 
