@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dlx.analysis.study import STUDIES, find, load, names, verdict
+from dlx.analysis.study import STUDIES, find, load, names
 from dlx.errors import UsageError
 
 TINY = """
@@ -36,29 +36,6 @@ claims:
     better: optim=adam
     than: optim=sgd
 """
-
-
-@pytest.mark.parametrize(
-    "a, b, higher, expected",
-    [
-        ((0.9, 0.01, 3), (0.5, 0.05, 3), True, "supported"),
-        ((0.5, 0.05, 3), (0.9, 0.01, 3), True, "not supported"),
-        ((0.9, 0.2, 3), (0.8, 0.1, 3), True, "inconclusive"),  # the spreads overlap
-        ((3.0, 0.5, 3), (8.0, 1.0, 3), False, "supported"),  # epochs: fewer is better
-        ((3.0, 0.0, 3), (float("nan"), float("nan"), 0), False, "inconclusive"),  # no runs
-        ((0.9, 0.0, 1), (0.5, 0.0, 1), True, "inconclusive"),  # one run each: no spread
-    ],
-)
-def test_verdicts_on_scripted_results(a, b, higher, expected):
-    assert verdict(a, b, higher) == expected
-
-
-def test_a_factor_asks_for_that_ratio_and_a_baseline_is_a_number():
-    small, big = (0.001, 0.0005, 3), (0.1, 0.02, 3)
-    assert verdict(small, big, False, factor=10) == "supported"  # 100x smaller
-    assert verdict((0.02, 0.005, 3), big, False, factor=10) == "not supported"  # only 5x
-    assert verdict((0.05, 0.01, 3), (0.167, 0.0, 1), False, baseline=True) == "supported"
-    assert verdict((0.17, 0.001, 3), (0.167, 0.0, 1), False, baseline=True) == "not supported"
 
 
 def _record(tmp_path, name, status, best, last, rows=()):
@@ -134,11 +111,102 @@ def test_a_tiny_study_from_a_users_config_folder_end_to_end(dlx, tmp_path):
     lines = r.stdout.strip().splitlines()
     verdicts = lines[-3:]
     assert lines[-4].startswith("study tiny: Adam beats plain SGD")
-    assert verdicts[0].startswith(("supported", "not supported", "inconclusive"))
-    assert "(val/acc: optim=adam" in verdicts[0] and "n=2/2" in verdicts[0]
-    assert "(epochs to val/acc 0.99: optim=adam 3 ± 0 vs optim=sgd 3 ± 0" in verdicts[2]
+    assert verdicts[0].startswith(("supported", "contradicted", "inconclusive"))
+    assert "(Welch t-test, one-sided; val/acc: optim=adam" in verdicts[0]
+    assert "95% CI" in verdicts[0] and "p=" in verdicts[0] and "n=2/2" in verdicts[0]
+    never = "median never (never, never)"
+    assert (
+        f"(log-rank test, one-sided; epochs to val/acc 0.99: optim=adam {never} vs " in verdicts[2]
+    )
     assert verdicts[2].startswith("inconclusive")  # neither reaches 0.99 in 2 epochs
+    assert "no difference seen" in verdicts[2]
     report = (tmp_path / "st" / "report" / "report.md").read_text()
     assert "## Verdicts (a test; budget: 4 runs x 2 epochs of 4 batches)" in report
+    assert "Holm's correction across the 3 claims at α = 0.05" in report
+    assert f"| {never} |" in report  # the table says "never" as the verdict does
     assert (tmp_path / "st" / "report" / "verdicts.txt").read_text().splitlines()[1:] == verdicts
     assert len(list((tmp_path / "st").glob("*/summary.json"))) == 4
+
+
+SAME = """
+name: same
+claim: logging every step or every second step trains the same net
+source: a test
+budget: 2 runs a seed x 2 epochs of 2 batches
+grid:
+  trainer.log_every_n_steps: [1, 2]
+seeds: [0, 1]
+overrides:
+  - trainer.max_epochs=2
+  - trainer.limit_train_batches=2
+  - trainer.limit_val_batches=1
+  - trainer.progress=false
+metrics: [val/acc]
+claims:
+  - text: logging every step raises val accuracy (it cannot; the groups are the same runs)
+    metric: val/acc
+    better: trainer.log_every_n_steps=1
+    than: trainer.log_every_n_steps=2
+"""
+
+
+def _finished(root):
+    return {p.parent.name: p.stat().st_mtime_ns for p in root.glob("*/summary.json")}
+
+
+def test_until_settled_adds_seeds_in_rounds_and_resumes_after_a_kill(dlx, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    (tmp_path / "mine" / "study").mkdir(parents=True)
+    (tmp_path / "mine" / "study" / "same.yaml").write_text(SAME)
+    args = ["study", "-cd", "mine", "same", "hydra.sweep.dir=st", "study.until_settled=true"]
+    args += ["study.max_seeds=4", "study.step=1"]  # looks at 2, 3 and 4 seeds per group
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlx", *args],
+        cwd=tmp_path,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    st = tmp_path / "st"
+    deadline = time.time() + 240
+    while not (st / "r1g0-0").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # between rounds: the first round done, the second begun
+    proc.wait()
+    before = _finished(st)
+    assert {"0", "1", "2", "3"} <= set(before)  # the first round finished before the kill
+    r = dlx(*args)
+    assert r.returncode == 0, r.stderr
+    after = _finished(st)
+    assert all(after[name] == t for name, t in before.items())  # re-used, not trained again
+    assert set(after) == {"0", "1", "2", "3", "r1g0-0", "r1g1-0", "r2g0-0", "r2g1-0"}
+    line = r.stdout.strip().splitlines()[-1]
+    assert line.startswith("inconclusive: logging every step raises val accuracy")
+    assert "p=0.5" in line and "n=4/4" in line and "look 3 of 3" in line
+    assert "no difference seen" in line
+    report = (st / "report" / "report.md").read_text()
+    assert "looks at 2, 3, 4 seeds per group" in report and "O'Brien-Fleming" in report
+
+
+def test_study_options_are_checked_in_one_line(dlx, tmp_path):
+    (tmp_path / "mine" / "study").mkdir(parents=True)
+    (tmp_path / "mine" / "study" / "same.yaml").write_text(SAME)
+    for option, message in [
+        (
+            "study.max_seeds=1",
+            "study.max_seeds=1: below the study's 2 seeds; allowed: an integer >= 2",
+        ),
+        ("study.until_settled=yes", "study.until_settled=yes: allowed: true or false"),
+        ("study.nope=1", "study.nope: unknown; allowed: study.until_settled, study.max_seeds"),
+    ]:
+        extra = [option] if "max_seeds" not in option else ["study.until_settled=true", option]
+        r = dlx("study", "-cd", "mine", "same", *extra)
+        assert r.returncode == 2 and message in r.stderr, r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
