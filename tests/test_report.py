@@ -53,9 +53,9 @@ def test_groups_average_over_seeds_exactly_and_count_the_failed_run(tmp_path):
     assert sgd["test/acc"] == (0.75, statistics.stdev([0.7, 0.8]), 2)
     assert adam["test/acc"] == mean_std([0.9, 0.95, 0.97])
     assert adam["s/epoch"] == (2.0, 0.0, 3)
-    # epochs to val/acc >= 0.9: adam 2, 2, 1; sgd never
-    assert adam["epochs to target"] == (mean_std([2, 2, 1]), 0)
-    assert sgd["epochs to target"] == ((mean_std([])[0], mean_std([])[1], 0), 2)
+    # epochs to val/acc >= 0.9: adam 2, 2, 1; sgd never (censored at the 3 epochs it ran)
+    assert adam["epochs to target"] == [(2, True), (2, True), (1, True)]
+    assert sgd["epochs to target"] == [(3, False), (3, False)]
 
 
 def test_the_cli_prints_and_writes_the_report_with_readable_figures(dlx, tmp_path):
@@ -67,12 +67,14 @@ def test_the_cli_prints_and_writes_the_report_with_readable_figures(dlx, tmp_pat
     assert "optim=adam" in r.stdout and "0.9400 ± 0.0361" in r.stdout
     md = (tmp_path / "runs" / "report" / "report.md").read_text()
     assert "| optim=sgd | 2 | 1 | 0.7500 ± 0.0707 |" in md
+    assert "| median 2 (1, 2, 2) |" in md and "| median never (never, never) |" in md
     pngs = sorted(p.name for p in (tmp_path / "runs" / "report").glob("*.png"))
     assert pngs == [
         "bars_test_acc.png",
         "bars_val_acc.png",
         "curves_train_loss.png",
         "curves_val_acc.png",
+        "epochs_to_target.png",  # each run a point, "never" on a row of its own
     ]
     for name in pngs:
         assert f"]({name})" in md
