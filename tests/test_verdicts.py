@@ -153,3 +153,88 @@ def test_power_analysis_seeds_match_statsmodels():
     assert r.seeds == math.ceil(n)
     assert stats.binomial_seeds(1.0, 0.5, 0.05) == 5  # 5/5 is the first p below 0.05
     assert stats.welch([1.0, 1.0, 1.0], [1.0, 1.0, 1.0], True, 0.05).seeds is None
+
+
+def _runs(tmp_path, group: str, values: list[float | None], status: str = "completed"):
+    """Scripted runs of ``optim=group``, one per seed: val/acc per epoch is ``value`` (None:
+    a diverged run)."""
+    from dlx.analysis.report import RunRecord
+
+    out = []
+    for seed, v in enumerate(values):
+        state = status if v is not None else "diverged"
+        rows = [{"epoch": e, "val/acc": (v or 0) * e / 3} for e in (1, 2, 3)]
+        summary = {"status": state, "metrics": {} if v is None else {"val/acc": v}}
+        overrides = {"optim": group, "trainer.seed": str(seed)}
+        config = {"trainer": {"seed": seed}}
+        out.append(RunRecord(tmp_path / f"{group}{seed}", overrides, state, summary, rows, config))
+    return out
+
+
+def _study(*claims, target=None):
+    from dlx.analysis.study import Claim, Study
+
+    return Study(
+        "s",
+        "c",
+        "src",
+        "b",
+        {"optim": ["sgd", "adam"]},
+        seeds=[0, 1, 2, 3],
+        claims=[Claim(**c) for c in claims],
+        target=target,
+    )
+
+
+def _report(tmp_path, adam, sgd):
+    from dlx.analysis.report import Report, group_runs
+
+    groups = group_runs([*_runs(tmp_path, "adam", adam), *_runs(tmp_path, "sgd", sgd)])
+    return Report(["val/acc"], groups, None, [])
+
+
+def test_judge_picks_the_test_by_claim_and_holm_adjusts_across_claims(tmp_path):
+    from dlx.analysis.verdicts import judge, line
+
+    report = _report(tmp_path, [0.91, 0.92, 0.90, 0.93], [0.80, 0.82, None, 0.81])
+    study = _study(
+        {"text": "adam wins", "better": "optim=adam", "than": "optim=sgd", "metric": "val/acc"},
+        {"text": "all finish", "better": "optim=adam", "than": "optim=sgd", "metric": "finished"},
+        {"text": "sgd wins", "better": "optim=sgd", "than": "optim=adam", "metric": "val/acc"},
+        {"text": "fast", "better": "optim=adam", "than": "optim=sgd"},
+        target={"metric": "val/acc", "value": 0.85},
+    )
+    v = judge(report, study, [0, 1, 2, 3], [4], [4])
+    assert [x.word for x in v] == ["supported", "inconclusive", "contradicted", "supported"]
+    welch = stats.welch([0.91, 0.92, 0.90, 0.93], [0.80, 0.82, 0.81], True, 0.05)
+    assert v[0].result == welch and v[0].result.n == (4, 3)  # the diverged run has no val/acc
+    assert v[1].result.test == "Fisher's exact test" and v[1].result.n == (4, 4)
+    p = [x.result.p_claim for x in v]
+    assert [x.p_holm for x in v] == pytest.approx(list(multipletests(p, 0.05, "holm")[1]))
+    assert v[3].result.test == "log-rank test" and v[3].texts == (
+        "median 3 (3, 3, 3, 3)",
+        "median never (never, never, never)",
+    )
+    text = line(study, study.claims[0], v[0])
+    assert text.startswith("supported: adam wins (Welch t-test, one-sided; val/acc: optim=adam")
+    assert "95% CI" in text and "g=" in text and "n=4/3" in text and "Holm-adjusted" in text
+    # the first two seeds only: a look of a sequential design at 2 of 4 seeds
+    early = judge(report, study, [0, 1, 2, 3], [2], [2, 4])
+    assert early[0].result.n == (2, 2) and early[0].looks == 2
+
+
+def test_a_non_inferiority_margin_and_a_factor_move_the_null(tmp_path):
+    from dlx.analysis.verdicts import judge
+
+    report = _report(tmp_path, [0.90, 0.91, 0.905, 0.895], [0.91, 0.92, 0.915, 0.905])
+    same = {
+        "text": "adam is no worse",
+        "better": "optim=adam",
+        "than": "optim=sgd",
+        "metric": "val/acc",
+    }
+    assert judge(report, _study(same), [0, 1, 2, 3], [4], [4])[0].word == "contradicted"
+    within = judge(report, _study({**same, "margin": 0.05}), [0, 1, 2, 3], [4], [4])[0]
+    assert within.word == "supported"  # 0.01 worse, well inside a 0.05 margin
+    twice = {**same, "factor": 2.0}  # "adam's val/acc is 2x sgd's": far from it
+    assert judge(report, _study(twice), [0, 1, 2, 3], [4], [4])[0].word == "contradicted"
