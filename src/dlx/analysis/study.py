@@ -5,9 +5,10 @@ A study is data: a YAML in the config tree's ``study/`` folder (or ``DIR/study/`
 metrics, an optional target, and its claims as comparisons between two groups. ``dlx study
 NAME [OVERRIDES]`` runs the grid as one sweep over the seeds into
 ``outputs/studies/NAME-<time>/`` (or ``hydra.sweep.dir=…``, which also resumes one), writes the
-report (``dlx.analysis.report``) and prints one verdict per claim: ``supported`` when the claimed
-group is better and the two groups' mean ± std intervals do not overlap, ``not supported``
-when the other group is better by that margin, ``inconclusive`` when they overlap.
+report (``dlx.analysis.report``) and prints one verdict per claim: ``supported``,
+``contradicted`` or ``inconclusive`` by a significance test (``dlx.analysis.verdicts``), Holm's
+correction across claims at the study's ``alpha``. ``study.until_settled=true`` adds seeds in
+rounds with α spent across the looks (``dlx.analysis.settle``, ``dlx.analysis.sequential``).
 """
 
 from __future__ import annotations
