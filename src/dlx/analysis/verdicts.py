@@ -76,55 +76,62 @@ def epochs(runs: list[RunRecord], study: Study) -> list[tuple[int, bool]]:
 
 def measure(report: Report, study: Study, claim: Claim, seeds: set[int]) -> Verdict:
     """The claim's test on the runs of ``seeds`` (a verdict still ``inconclusive``)."""
-    from dlx.analysis.report import COUNTED
-    from dlx.analysis.study import EPOCHS, FINISHED, run_value
+    from dlx.analysis.study import EPOCHS, FINISHED
 
-    higher, alpha = higher_is_better(claim), study.alpha
-    baseline = not isinstance(claim.than, str)
     a = group_runs(report, study, claim.better, seeds)
-    b = [] if baseline else group_runs(report, study, str(claim.than), seeds)
-    if claim.metric == FINISHED:
-        fa, fb = (
-            [run_value(r, FINISHED, study) == 1 for r in a],
-            [run_value(r, FINISHED, study) == 1 for r in b],
-        )
-        res = (
-            stats.binomial(fa, float(claim.than), higher, alpha)
-            if baseline
-            else stats.fisher(fa, fb, higher, alpha)
-        )
-        texts = (
-            f"{sum(fa)}/{len(fa)} finished",
-            f"{claim.than}" if baseline else f"{sum(fb)}/{len(fb)} finished",
-        )
-    elif claim.metric == EPOCHS:
-        ea, eb = epochs(a, study), epochs(b, study)
-        res = stats.logrank(ea, eb, higher, alpha)
-        texts = (stats.epochs_text(ea), stats.epochs_text(eb))
-    else:
-        va = [
-            v
-            for r in a
-            if r.status in COUNTED and (v := run_value(r, claim.metric, study)) is not None
-        ]
-        vb = [
-            v
-            for r in b
-            if r.status in COUNTED and (v := run_value(r, claim.metric, study)) is not None
-        ]
-        log = claim.factor > 1
-        if log and min([*va, *vb, *([] if not baseline else [float(claim.than)])], default=1) <= 0:
-            raise UsageError(
-                f"study {study.name}: claim {claim.text!r}: factor needs positive values"
-            )
-        sign = 1 if higher else -1
-        shift = sign * math.log(claim.factor) if log else -sign * claim.margin
-        if baseline:
-            res = stats.one_sample(va, float(claim.than), higher, alpha, shift, log)
-        else:
-            res = stats.welch(va, vb, higher, alpha, shift, log)
-        texts = (_ms(va), str(claim.than) if baseline else _ms(vb))
+    b = [] if not isinstance(claim.than, str) else group_runs(report, study, claim.than, seeds)
+    test = {FINISHED: _shares, EPOCHS: _epochs}.get(claim.metric, _means)
+    res, texts = test(study, claim, a, b)
     return Verdict(sequential.INCONCLUSIVE, res, 0, 1, None, texts)
+
+
+def _shares(
+    study: Study, claim: Claim, a: list[RunRecord], b: list[RunRecord]
+) -> tuple[stats.Result, tuple[str, str]]:
+    """Fisher's exact test on the runs that finished (the binomial test against a number)."""
+    from dlx.analysis.study import FINISHED_STATUSES
+
+    fa, fb = [r.status in FINISHED_STATUSES for r in a], [r.status in FINISHED_STATUSES for r in b]
+    higher = higher_is_better(claim)
+    if not isinstance(claim.than, str):
+        res = stats.binomial(fa, float(claim.than), higher, study.alpha)
+        return res, (f"{sum(fa)}/{len(fa)} finished", str(claim.than))
+    res = stats.fisher(fa, fb, higher, study.alpha)
+    return res, (f"{sum(fa)}/{len(fa)} finished", f"{sum(fb)}/{len(fb)} finished")
+
+
+def _epochs(
+    study: Study, claim: Claim, a: list[RunRecord], b: list[RunRecord]
+) -> tuple[stats.Result, tuple[str, str]]:
+    """The log-rank test on epochs to the target, "never" censored."""
+    ea, eb = epochs(a, study), epochs(b, study)
+    res = stats.logrank(ea, eb, higher_is_better(claim), study.alpha)
+    return res, (stats.epochs_text(ea), stats.epochs_text(eb))
+
+
+def _means(
+    study: Study, claim: Claim, a: list[RunRecord], b: list[RunRecord]
+) -> tuple[stats.Result, tuple[str, str]]:
+    """Welch's t-test (a number: the one-sample test) on the counted runs' figures; on logs
+    against the claim's ``factor``, or against its non-inferiority ``margin``."""
+    from dlx.analysis.report import COUNTED
+    from dlx.analysis.study import run_value
+
+    def values(runs: list[RunRecord]) -> list[float]:
+        got = [run_value(r, claim.metric, study) for r in runs if r.status in COUNTED]
+        return [v for v in got if v is not None]
+
+    va, vb = values(a), values(b)
+    baseline = not isinstance(claim.than, str)
+    higher, log = higher_is_better(claim), claim.factor > 1
+    if log and min([*va, *vb, float(claim.than) if baseline else 1.0], default=1.0) <= 0:
+        raise UsageError(f"study {study.name}: claim {claim.text!r}: factor needs positive values")
+    sign = 1 if higher else -1
+    shift = sign * math.log(claim.factor) if log else -sign * claim.margin
+    if baseline:
+        res = stats.one_sample(va, float(claim.than), higher, study.alpha, shift, log)
+        return res, (_ms(va), str(claim.than))
+    return stats.welch(va, vb, higher, study.alpha, shift, log), (_ms(va), _ms(vb))
 
 
 def _ms(values: list[float]) -> str:
