@@ -209,8 +209,9 @@ def test_judge_picks_the_test_by_claim_and_holm_adjusts_across_claims(tmp_path):
     welch = stats.welch([0.91, 0.92, 0.90, 0.93], [0.80, 0.82, 0.81], True, 0.05)
     assert v[0].result == welch and v[0].result.n == (4, 3)  # the diverged run has no val/acc
     assert v[1].result.test == "Fisher's exact test" and v[1].result.n == (4, 4)
-    p = [x.result.p_claim for x in v]
-    assert [x.p_holm for x in v] == pytest.approx(list(multipletests(p, 0.05, "holm")[1]))
+    up = multipletests([x.result.p_claim for x in v], 0.05, "holm")[1]
+    down = multipletests([x.result.p_other for x in v], 0.05, "holm")[1]
+    assert [x.p_holm for x in v] == pytest.approx([up[0], up[1], down[2], up[3]])
     assert v[3].result.test == "log-rank test" and v[3].texts == (
         "median 3 (3, 3, 3, 3)",
         "median never (never, never, never)",

@@ -34,7 +34,7 @@ class Verdict:
     result: stats.Result
     look: int  # 0-based
     looks: int  # planned
-    p_holm: float | None  # Holm-adjusted p of the claimed direction (one look only)
+    p_holm: float | None  # Holm-adjusted p of the verdict's direction (one look only)
     texts: tuple[str, str]  # each side's figures as shown (the number for a baseline)
 
 
@@ -153,13 +153,13 @@ def judge(
     p_other = np.array([[v.result.p_other for v in row] for row in per_look])
     code, at = sequential.settle(p_claim, p_other, sequential.fractions_of(planned), study.alpha)
     holm = None
-    if len(planned) == 1:
-        holm = multipletests(p_claim[0], study.alpha, method="holm")[1]
+    if len(planned) == 1:  # Holm-adjusted p of each direction (one look: plain Holm)
+        holm = [multipletests(p[0], study.alpha, method="holm")[1] for p in (p_claim, p_other)]
     out = []
     for j in range(len(study.claims)):
         look = int(at[j]) if at[j] >= 0 else len(ns) - 1
         v = per_look[look][j]
-        p_holm = None if holm is None else float(holm[j])
+        p_holm = None if holm is None else float(holm[int(code[j]) == sequential.DOWN][j])
         out.append(
             Verdict(sequential.WORDS[int(code[j])], v.result, look, len(planned), p_holm, v.texts)
         )
@@ -178,29 +178,13 @@ def line(study: Study, claim: Claim, v: Verdict) -> str:
 
     r = v.result
     what = claim.metric if claim.metric != EPOCHS else f"epochs to {target_text(study)}"
-    than = (
-        f"the baseline {claim.than}"
-        if not isinstance(claim.than, str)
-        else f"{claim.than} {v.texts[1]}"
-    )
+    than = f"the baseline {claim.than}" if not isinstance(claim.than, str) else claim.than
+    if isinstance(claim.than, str):
+        than += f" {v.texts[1]}"
     parts = [f"{r.test}, one-sided", f"{what}: {claim.better} {v.texts[0]} vs {than}"]
-    if r.log:
-        parts.append(
-            f"ratio {_num(r.diff)} (95% CI {_num(r.ci[0])} to {_num(r.ci[1])}; "
-            f"claimed {claim.factor:g}x)"
-        )
-    elif claim.metric == EPOCHS:
-        parts.append(f"median difference {_num(r.diff, True)}")
-    else:
-        parts.append(
-            f"difference {_num(r.diff, True)} "
-            f"(95% CI {_num(r.ci[0], True)} to {_num(r.ci[1], True)})"
-        )
-    p = (
-        f"p={r.p_claim:.3g}"
-        if v.word != sequential.CONTRADICTED
-        else f"p={r.p_other:.3g} the other way"
-    )
+    parts += _estimate(r, claim)
+    other = v.word == sequential.CONTRADICTED
+    p = f"p={r.p_other:.3g} the other way" if other else f"p={r.p_claim:.3g}"
     if v.p_holm is not None and len(study.claims) > 1:
         p += f" (Holm-adjusted {v.p_holm:.3g})"
     parts.append(f"{p}, α={study.alpha:g}")
@@ -210,13 +194,32 @@ def line(study: Study, claim: Claim, v: Verdict) -> str:
     if v.looks > 1:
         parts.append(f"look {v.look + 1} of {v.looks}")
     if v.word == sequential.INCONCLUSIVE:
-        if r.seeds:
-            parts.append(f"80% power needs {r.seeds} seeds per group")
-        elif math.isfinite(r.diff) and r.diff != (1.0 if r.log else 0.0):
-            parts.append(f"80% power needs more than {stats.MAX_SEEDS} seeds per group")
-        else:
-            parts.append("no difference seen")
+        parts.append(_needs(r))
     return f"{v.word}: {claim.text} ({'; '.join(parts)})"
+
+
+def _estimate(r: stats.Result, claim: Claim) -> list[str]:
+    """The estimate and its 95% CI as the line shows them (none for epochs: the medians and
+    every run are shown instead)."""
+    if r.log:
+        ci = f"95% CI {_num(r.ci[0])} to {_num(r.ci[1])}"
+        return [f"ratio {_num(r.diff)} ({ci}; claimed {claim.factor:g}x)"]
+    if r.test == "log-rank test":
+        return []
+    ci = f"95% CI {_num(r.ci[0], True)} to {_num(r.ci[1], True)}"
+    margin = f"; margin {claim.margin:g}" if claim.margin else ""
+    return [f"difference {_num(r.diff, True)} ({ci}{margin})"]
+
+
+def _needs(r: stats.Result) -> str:
+    """What would settle an inconclusive claim: the power analysis's seeds per group."""
+    if min(r.n, default=0) < 2:
+        return "too few runs to test (fewer than 2 in a group)"
+    if r.seeds:
+        return f"80% power needs {r.seeds} seeds per group"
+    if math.isfinite(r.diff) and r.diff != (1.0 if r.log else 0.0):
+        return f"80% power needs more than {stats.MAX_SEEDS} seeds per group"
+    return "no difference seen"
 
 
 def target_text(study: Study) -> str:
