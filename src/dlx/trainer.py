@@ -42,6 +42,8 @@ class TrainerConfig:
     log_grad_norms: bool = False  # grads/norm/<layer> at log steps, epoch means in metrics.csv
     monitor: str = DEFAULT_MONITOR  # what best.pt tracks (left here: the task's own)
     mode: str = field(default="auto", metadata=check(choices=["auto", "min", "max"]))
+    # a multi-objective sweep's objectives: metrics and costs (dlx.sweep.objectives)
+    objectives: list[str] = field(default_factory=list)
     compile: bool = False
     compile_mode: str = field(
         default="default", metadata=check(choices=["default", "reduce-overhead", "max-autotune"])

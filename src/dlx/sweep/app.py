@@ -24,7 +24,7 @@ if not OmegaConf.has_resolver("dlx_uid"):
 
 
 @hydra.main(config_path="pkg://dlx.conf", config_name="config", version_base="1.3")
-def train(cfg: DictConfig) -> float | None:
+def train(cfg: DictConfig) -> float | list[float] | None:
     """Hydra task: train once in Hydra's output dir; return the objective for sweepers."""
     from hydra.core.hydra_config import HydraConfig
 
@@ -51,6 +51,11 @@ def train(cfg: DictConfig) -> float | None:
             flush=True,
         )
         raise KeyboardInterrupt
+    names = list(cfg.trainer.get("objectives") or [])
+    if names:  # a multi-objective sweep: one value per objective
+        from dlx.sweep.objectives import values
+
+        return values(summary, names, OmegaConf.to_container(cfg, resolve=True))
     return sweep.objective(summary, cfg.trainer.get("monitor", "val/acc"))
 
 

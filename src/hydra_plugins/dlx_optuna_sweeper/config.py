@@ -3,7 +3,8 @@ ConfigStore as ``hydra/sweeper=dlx_optuna`` and ``hydra/sweeper/sampler=<name>``
 
 The interface follows the published hydra-optuna-sweeper (``n_trials``, ``n_jobs``,
 ``direction``, ``storage``, ``study_name``, ``params``, ``sampler``), on Optuna 4/5, plus
-``pruner`` (``hydra/sweeper/pruner=<name>``) and the heartbeat of shared studies.
+``max_failure_rate``, ``custom_search_space``, several directions, ``pruner``
+(``hydra/sweeper/pruner=<name>``) and the heartbeat of shared studies.
 """
 
 # OmegaConf 2.3 reads typing.Optional/List/Dict in structured configs, not PEP 604 unions.
@@ -31,7 +32,31 @@ class TPESamplerConfig(SamplerConfig):
 
     _target_: str = "optuna.samplers.TPESampler"
     n_startup_trials: int = 5
+    n_ei_candidates: int = 24
     multivariate: bool = False
+    prior_weight: float = 1.0
+    consider_magic_clip: bool = True
+    consider_endpoints: bool = False
+    warn_independent_sampling: bool = True
+
+
+@dataclass
+class MOTPESamplerConfig(TPESamplerConfig):
+    """``motpe`` of the published plugin: Optuna 4 removed MOTPESampler, its TPE sampler
+    handles several objectives itself."""
+
+    n_startup_trials: int = 10
+
+
+@dataclass
+class NSGAIISamplerConfig(SamplerConfig):
+    """NSGA-II, the genetic multi-objective sampler: generations of ``population_size``."""
+
+    _target_: str = "optuna.samplers.NSGAIISampler"
+    population_size: int = 50
+    mutation_prob: Optional[float] = None
+    crossover_prob: float = 0.9
+    swapping_prob: float = 0.5
 
 
 @dataclass
@@ -116,6 +141,8 @@ PRUNERS: dict[str, type] = {
 SAMPLERS: dict[str, type] = {
     "random": RandomSamplerConfig,
     "tpe": TPESamplerConfig,
+    "motpe": MOTPESamplerConfig,
+    "nsgaii": NSGAIISamplerConfig,
     "grid": GridSamplerConfig,
     "cmaes": CmaEsSamplerConfig,
     "qmc": QMCSamplerConfig,
@@ -134,14 +161,16 @@ class DlxOptunaSweeperConf:
     sampler: Any = None
     #: hydra/sweeper/pruner=NAME (its keys under hydra.sweeper.pruner.), or the name alone
     pruner: Any = None
-    #: maximize or minimize the objective (the best monitored val metric); null: follow
-    #: trainer.mode, else the metric (minimize */loss, maximize */acc)
-    direction: Optional[str] = None
+    #: maximize or minimize the objective (the best monitored val metric), or a list of them,
+    #: one per objective (trainer.objectives; another app returns a tuple); null: dlx follows
+    #: trainer.mode, else each metric (minimize */loss and costs, maximize */acc); another
+    #: app minimizes
+    direction: Any = None
     #: an Optuna storage URL: sqlite:///…, postgresql://…, journal:///ABS/PATH/study.log;
     #: null: sqlite:///<sweep dir>/optuna.db (a re-run resumes it)
     storage: Optional[str] = None
     #: workers started with the same storage and study name share the study
-    study_name: str = "dlx"
+    study_name: Optional[str] = "dlx"
     #: trials in the study in all, counting every worker's and those a previous run finished
     n_trials: int = 20
     #: trials launched at once per batch (give the launcher as many workers)
@@ -152,6 +181,11 @@ class DlxOptunaSweeperConf:
     grace_period: int = 60
     #: times a trial failed that way is run again (as a new trial, same params)
     max_retry: int = 1
+    #: stop the sweep when more than this fraction of a batch of n_jobs trials failed
+    #: (raised, or returned no finite value); 1.0: never (the published plugin's default is 0)
+    max_failure_rate: float = 1.0
+    #: module.function(cfg, trial) that suggests more params after those of ``params``
+    custom_search_space: Optional[str] = None
     #: search space: key -> Hydra sweep syntax (choice, range, interval, tag(log, ...))
     params: Optional[Dict[str, str]] = None
 
