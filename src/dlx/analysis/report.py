@@ -273,6 +273,7 @@ def run_report(
     from rich.console import Console
     from rich.table import Table
 
+    from dlx.analysis.front import draw_front
     from dlx.analysis.plots import draw
     from dlx.engine.checkpoint import atomic_write
 
@@ -281,7 +282,7 @@ def run_report(
         raise UsageError(f"DIR={root}: no such folder")
     report = build(root, by, metrics, target, target_metric)
     out = root / "report"
-    figures = draw(report, out)
+    figures = draw(report, out) + draw_front(root, out)
     text = markdown(report, root, [Path(f).name for f in figures])
     atomic_write(out / "report.md", lambda f: f.write(text.encode()))
     console = Console()

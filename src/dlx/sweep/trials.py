@@ -24,6 +24,8 @@ from rich.table import Table
 from dlx.engine import checkpoint
 from dlx.engine.monitor import resolve_mode
 from dlx.errors import UsageError
+from dlx.sweep import pareto
+from dlx.sweep.objectives import values
 
 #: a trial with one of these statuses is finished: a re-run of the sweep does not repeat it
 FINAL = ("completed", "stopped_early", "diverged", "failed", "pruned")
@@ -157,6 +159,8 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
         }
         if info.get("error"):
             trial["error"] = info["error"]
+        if trainer.get("objectives"):  # a multi-objective sweep: one value per objective
+            trial["values"] = values({**info, "status": status}, trainer["objectives"], cfg)
         trials.append(trial)
     trials += unreadable
     trials.sort(key=lambda t: t["number"] if isinstance(t["number"], int) else 1 << 30)
@@ -234,27 +238,52 @@ def _metric_columns(trials: list[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys([*monitors[:1], "val/acc", "test/acc"]))
 
 
-def leaderboard(trials: list[dict[str, Any]], title: str, mode: str | None = None) -> Table:
-    """The Rich leaderboard: rank, trial, swept values, val/acc, test/acc, status, time."""
+def _cell(t: dict[str, Any], column: str, objectives: list[str]) -> str:
+    """A metric's or an objective's figure (a count of params or MACs in full)."""
+    if column in objectives and t.get("values"):
+        v = t["values"][objectives.index(column)]
+    elif column in t["metrics"]:
+        v = t["metrics"][column]
+    else:
+        return ""
+    if column in ("params", "macs"):
+        return f"{v:,.0f}"
+    return f"{v:.4f}" if "/" in column and column != "s/epoch" else f"{v:.4g}"
+
+
+def leaderboard(
+    trials: list[dict[str, Any]],
+    title: str,
+    mode: str | None = None,
+    multi: tuple[list[str], list[str]] | None = None,
+) -> Table:
+    """The Rich leaderboard: rank, trial, swept values, val/acc, test/acc, status, time;
+    a multi-objective sweep's (``multi``: objectives, directions) shows each objective and
+    marks the Pareto front, ranked first."""
     keys = swept_keys(trials)
+    objectives = multi[0] if multi else []
     table = Table(title=title, title_justify="left")
     table.add_column("rank", justify="right")
     table.add_column("trial", justify="right")
     for k in keys:
         table.add_column(escape(k))
-    columns = _metric_columns(trials)
+    columns = list(dict.fromkeys([*objectives, *_metric_columns(trials)]))
     for col in columns:
-        table.add_column(col, justify="right")
+        table.add_column(escape(col), justify="right")
+    if multi:
+        table.add_column("front")
     table.add_column("status")
     table.add_column("time", justify="right")
-    for i, t in enumerate(ranked(trials, mode)):
-        values = parse_overrides(t["overrides"])
-        m = t["metrics"]
+    order = pareto.ranked(trials, multi[1]) if multi else ranked(trials, mode)
+    for i, t in enumerate(order):
+        swept = parse_overrides(t["overrides"])
+        scored = t.get("values") if multi else t["objective"] is not None
         table.add_row(
-            str(i + 1) if t["objective"] is not None else "-",
+            str(i + 1) if scored else "-",
             str(t["number"]),
-            *(escape(_fmt(values.get(k, ""))) for k in keys),
-            *(f"{m[c]:.4f}" if c in m else "" for c in columns),
+            *(escape(_fmt(swept.get(k, ""))) for k in keys),
+            *(_cell(t, c, objectives) for c in columns),
+            *(["●" if t.get("pareto") else ""] if multi else []),
             t["status"],
             f"{t['duration_s']:.1f}s" if t.get("duration_s") is not None else "",
         )
@@ -267,7 +296,10 @@ def print_leaderboard(sweep_dir: Path, console: Console | None = None) -> None:
     if not console.is_terminal:
         console.width = max(console.width, 160)
     trials = collect(sweep_dir)
-    console.print(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir)))
+    multi = pareto.objectives_of(sweep_dir)
+    if multi:
+        pareto.mark(trials, multi[1])
+    console.print(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir), multi))
     done = sum(t["status"] in FINAL for t in trials)
     console.print(f"{len(trials)} trials, {done} finished" + pruning_line(trials))
 
@@ -305,9 +337,11 @@ def finish(sweep_dir: Path, console: Console | None = None) -> dict[str, Any]:
     sweep_dir = Path(sweep_dir)
     trials = collect(sweep_dir, finished=True)
     mode = _direction(sweep_dir)
+    multi = pareto.objectives_of(sweep_dir)
+    front = pareto.record(trials, *multi) if multi else {}
     order = ranked(trials, mode)
-    best = order[0] if order and order[0]["objective"] is not None else None
-    result = {"sweep_dir": str(sweep_dir), "trials": trials, "best": best}
+    best = order[0] if order and order[0]["objective"] is not None and not multi else None
+    result = {"sweep_dir": str(sweep_dir), "trials": trials, "best": best, **front}
     checkpoint.write_json(sweep_dir / "sweep.json", result)
     if best is not None:
         text = best_yaml(best, sweep_dir)
@@ -315,13 +349,14 @@ def finish(sweep_dir: Path, console: Console | None = None) -> dict[str, Any]:
     console = console or Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)
-    console.print(leaderboard(trials, f"sweep {sweep_dir}", mode))
+    console.print(leaderboard(trials, f"sweep {sweep_dir}", mode, multi))
     ok = sum(t["status"] in SUCCESS for t in trials)
     console.print(
         f"{ok} of {len(trials)} trials succeeded"
         + pruning_line(trials)
         + "; sweep.json"
         + (", best.yaml" if best else "")
+        + (f" (Pareto front: {len(front['pareto_front'])} trials)" if multi else "")
         + f" in {sweep_dir}"
     )
     return result

@@ -257,7 +257,8 @@ def build_pruner(node: Any) -> BasePruner:
 def job_trial() -> optuna.Trial | None:
     """This Hydra job's Optuna trial when it is a trial of dlx's Optuna sweeper (job ``N`` is
     trial ``N``), opened from the storage named in the job's own hydra config, so every
-    launcher (in-process, joblib, submitit) finds it; None for any other run."""
+    launcher (in-process, joblib, submitit) finds it; None for any other run and for a
+    multi-objective study (nothing to report to)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
@@ -276,6 +277,8 @@ def job_trial() -> optuna.Trial | None:
         storage=open_storage(url),
         pruner=build_pruner(hc.sweeper.get("pruner")),
     )
+    if len(study.directions) > 1:  # Optuna's trials report one objective: no pruning
+        return None
     storage = study._storage
     trial_id = storage.get_trial_id_from_study_id_trial_number(study._study_id, hc.job.num)
     if storage.get_trial(trial_id).state != TrialState.RUNNING:

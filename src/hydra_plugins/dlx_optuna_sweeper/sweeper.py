@@ -131,9 +131,9 @@ class DlxOptunaSweeper(Sweeper):
         pruner = shared.build_pruner(self.pruner_cfg)
         if len(self.directions) > 1 and not isinstance(pruner, optuna.pruners.NopPruner):
             raise UsageError(
-                f"hydra.sweeper.pruner={type(pruner).__name__}: pruning needs one objective; "
-                f"a study with {len(self.directions)} directions cannot prune (as in Optuna), "
-                "drop the pruner (hydra/sweeper/pruner=none)"
+                f"hydra.sweeper.pruner: {type(pruner).__name__} needs one objective; a study "
+                f"with {len(self.directions)} directions cannot prune (as in Optuna): drop "
+                "it (hydra/sweeper/pruner=none)"
             )
         return pruner
 
