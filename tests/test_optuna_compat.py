@@ -258,3 +258,21 @@ def test_failure_rate(max_failure_rate: float, tmp_path: Path) -> None:
         assert r.returncode == 0, r.stderr[-2000:]
         assert len(trials) == 6 and all(t.state.name == "FAIL" for t in trials)
         assert not (tmp_path / "optimization_results.yaml").exists()
+
+
+def test_job_values_one_or_several() -> None:
+    """A job's return: a float-castable number for one direction, a tuple or list of them for
+    several; anything else (None, a wrong count, a non-finite value) fails the trial."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from hydra_plugins.dlx_optuna_sweeper.results import values_of
+
+    def ret(value: object) -> JobReturn:
+        r = JobReturn()
+        r.status, r._return_value = JobStatus.COMPLETED, value
+        return r
+
+    assert values_of(ret(2), 1) == [2.0] and values_of(ret([0.5]), 1) == [0.5]
+    assert values_of(ret((1, 2.5)), 2) == [1.0, 2.5]
+    for bad, n in [(None, 1), ([1.0], 2), ("x", 1), (float("nan"), 1), ((1, None), 2)]:
+        assert values_of(ret(bad), n) is None

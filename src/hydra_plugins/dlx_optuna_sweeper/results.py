@@ -51,8 +51,8 @@ def values_of(ret: JobReturn, n: int) -> list[float] | None:
     if ret.status != JobStatus.COMPLETED:
         return None
     value = ret._return_value
-    if n == 1:
-        value = [value]
+    if n == 1 and not (isinstance(value, Sequence) and not isinstance(value, str)):
+        value = [value]  # one objective: a number (or a list of one)
     if not isinstance(value, Sequence) or isinstance(value, str) or len(value) != n:
         if ret._return_value is not None:
             log.warning(f"job returned {ret._return_value!r}: expected {n} number(s); failed")
