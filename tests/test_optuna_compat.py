@@ -206,9 +206,17 @@ def test_multi_objective_example(with_commandline: bool, tmp_path: Path) -> None
             assert not _dominates(list(a["values"]), list(b["values"]))
 
 
-def test_multi_objective_with_nsgaii_from_its_config(tmp_path: Path) -> None:
-    """The app's own config: NSGA-II, direction [minimize, minimize]."""
-    run_app("multi_objective", f"hydra.sweep.dir={tmp_path}", "hydra.sweeper.n_trials=6")
+@pytest.mark.parametrize("sampler", ["nsgaii", "tpe", "motpe"])
+def test_multi_objective_samplers(sampler: str, tmp_path: Path) -> None:
+    """The app's own config (direction [minimize, minimize]) with each multi-objective
+    sampler: NSGA-II (its default), TPE, and the official plugin's name motpe."""
+    run_app(
+        "multi_objective",
+        f"hydra.sweep.dir={tmp_path}",
+        "hydra.sweeper.n_trials=6",
+        f"hydra/sweeper/sampler={sampler}",
+        "hydra.sweeper.sampler.n_startup_trials=3" if sampler != "nsgaii" else "x=range(0,5)",
+    )
     assert OmegaConf.load(tmp_path / "multirun.yaml").hydra.sweeper.direction == [
         "minimize",
         "minimize",

@@ -40,8 +40,11 @@ def _axes(ax: Any, trials: list[dict], front: set[int], i: int, names: list[str]
         ms=6,
         label="Pareto front",
     )
+    labels: dict[tuple[float, float], list[str]] = {}  # trials at one point share a label
     for t in on:
-        ax.annotate(str(t["number"]), (t["values"][i], t["values"][0]), fontsize=7)
+        labels.setdefault((t["values"][i], t["values"][0]), []).append(str(t["number"]))
+    for xy, numbers in labels.items():
+        ax.annotate(",".join(numbers), xy, xytext=(4, -10), textcoords="offset points", fontsize=7)
     ax.set_xlabel(names[i])
     ax.set_ylabel(names[0])
     if names[i] in LOG_SCALE:
