@@ -120,6 +120,30 @@ def test_grid_values_of_ranges_and_choices() -> None:
     assert grid_values(CategoricalDistribution(["foo", "bar"])) == ["foo", "bar"]
 
 
+def test_launch_jobs(hydra_sweep_runner) -> None:
+    """Hydra's own sweep runner on its test app: 8 trials in batches of 3, no params. dlx's
+    sweep() returns each job's return (the official plugin's returns None)."""
+    sweep = hydra_sweep_runner(
+        calling_file=None,
+        calling_module="hydra.test_utils.a_module",
+        config_path="configs",
+        config_name="compose.yaml",
+        task_function=None,
+        overrides=[
+            "hydra/sweeper=dlx_optuna",
+            "hydra/launcher=basic",
+            "hydra.sweeper.n_trials=8",
+            "hydra.sweeper.n_jobs=3",
+        ],
+    )
+    with sweep:
+        assert sweep.returns is not None and len(sweep.returns) == 8
+        study = optuna.load_study(
+            storage=f"sqlite:///{Path(sweep.temp_dir) / 'optuna.db'}", study_name="dlx"
+        )
+        assert [t.number for t in study.trials] == list(range(8))
+
+
 @pytest.mark.parametrize("with_commandline", [True, False])
 def test_sphere_example_with_tpe(with_commandline: bool, tmp_path: Path) -> None:
     storage = f"sqlite:///{tmp_path / 'test.db'}"

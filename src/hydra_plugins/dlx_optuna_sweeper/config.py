@@ -34,10 +34,11 @@ class TPESamplerConfig(SamplerConfig):
     n_startup_trials: int = 5
     n_ei_candidates: int = 24
     multivariate: bool = False
-    prior_weight: float = 1.0
-    consider_magic_clip: bool = True
-    consider_endpoints: bool = False
-    warn_independent_sampling: bool = True
+    # the published plugin's keys, deprecated since Optuna 4.9: null leaves Optuna's default
+    prior_weight: Optional[float] = None
+    consider_magic_clip: Optional[bool] = None
+    consider_endpoints: Optional[bool] = None
+    warn_independent_sampling: Optional[bool] = None
 
 
 @dataclass
