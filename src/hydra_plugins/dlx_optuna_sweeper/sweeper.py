@@ -1,8 +1,11 @@
 """The ``dlx_optuna`` Hydra sweeper: asks Optuna for ``n_jobs`` trials at a time, launches
-them through Hydra's launcher (basic, joblib, submitit) and tells Optuna their objective.
+them through Hydra's launcher (basic, joblib, submitit) and tells Optuna their objective
+(or objectives: a list of directions, a job returning one value each; ``results``).
 
 A trial whose job fails, or whose task returns no finite objective (failed or diverged run),
-is told as failed and the sweep goes on; one its pruner stopped is told as pruned. The study
+is told as failed and the sweep goes on (unless more than ``max_failure_rate`` of a batch
+failed); one its pruner stopped is told as pruned. The end of the study is written to
+``optimization_results.yaml``, as hydra-optuna-sweeper does. The study
 is stored in SQLite inside the sweep dir by default; running the same command again resumes
 it. Several workers (``dlx train -m`` processes, on one machine or many) started with the same
 ``storage`` and ``study_name`` share the study: ``n_trials`` counts every worker's trials, each
