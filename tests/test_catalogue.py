@@ -363,7 +363,7 @@ def test_imagenet_dilation_takes_torchvisions_flags() -> None:
         MODELS.parse({"name": "resnet", "arch": "resnet50", "dilation": [1, 2, 5]})
     with torch.device("meta"):
         node = {"name": "resnet", "arch": "resnet18", "dilation": [False, True, True]}
-        features = nn.Sequential(*list(build_model(node, image_info(224, 3)))[:-4])
+        features = build_model(node, image_info(224, 3)).forward_body  # stem and stages
         assert features(torch.zeros(1, 3, 224, 224)).shape == (1, 512, 28, 28)  # stride 8
 
 

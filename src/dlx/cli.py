@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dlx.errors import RunFailed, UsageError
+from dlx.status import SUCCEEDED
 
 HELP = """\
 usage: dlx COMMAND [ARGS]
@@ -66,7 +67,7 @@ def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
 
 
 #: statuses a resume leaves alone: the run is over
-FINISHED = ("completed", "stopped_early")
+FINISHED = SUCCEEDED
 
 
 def cmd_resume(args: list[str]) -> int:

@@ -181,7 +181,10 @@ class Registry(Generic[F]):
             ) from None
 
     def parse(self, node: Any, name: str | None = None, prefix: str | None = None) -> Any:
-        """The schema instance for ``node``; its option is ``name`` or ``node.name``."""
+        """The schema instance for ``node``; its option is ``name`` or ``node.name``. A node
+        parsed already (a ``RunSpec``'s part) is returned as it is."""
+        if dataclasses.is_dataclass(node) and not isinstance(node, type):
+            return node
         name = name if name is not None else node["name"]
         return to_schema(node, self.get(name).schema, prefix or self.group)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dlx.analysis.report import Group, Report
+    from dlx.analysis.records import Group, Report
 
 
 #: the per-layer gradient norms' metric prefix (``dlx.callbacks.grad_norms``)

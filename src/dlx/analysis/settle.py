@@ -19,7 +19,7 @@ from dlx.analysis.study import hydra_value, seed_order, sweep_args
 from dlx.analysis.verdicts import judge, line
 
 if TYPE_CHECKING:
-    from dlx.analysis.report import Report
+    from dlx.analysis.records import Report
     from dlx.analysis.study import Study
 
 #: exit codes that stop a study (Ctrl-C, SIGTERM): no further round starts

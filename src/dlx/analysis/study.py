@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlx.errors import UsageError
+from dlx.status import SUCCEEDED
 
 if TYPE_CHECKING:
-    from dlx.analysis.report import RunRecord
+    from dlx.analysis.records import RunRecord
 
 #: the packaged studies
 STUDIES = Path(__file__).parents[1] / "conf" / "study"
@@ -30,7 +31,7 @@ EPOCHS = "epochs_to_target"
 #: a claim's metric meaning "the fraction of runs that finished" (did not diverge or fail)
 FINISHED = "finished"
 #: what a run's status counts as finished
-FINISHED_STATUSES = ("completed", "stopped_early")
+FINISHED_STATUSES = SUCCEEDED
 
 
 @dataclass

@@ -21,7 +21,7 @@ from dlx.analysis import sequential, stats
 from dlx.errors import UsageError
 
 if TYPE_CHECKING:
-    from dlx.analysis.report import Report, RunRecord
+    from dlx.analysis.records import Report, RunRecord
     from dlx.analysis.study import Claim, Study
 
 
@@ -67,7 +67,7 @@ def _seed(r: RunRecord) -> int | None:
 def epochs(runs: list[RunRecord], study: Study) -> list[tuple[int, bool]]:
     """Each counted run's epochs to the study's target and whether it reached it (one that
     did not is censored at the epochs it ran)."""
-    from dlx.analysis.report import COUNTED
+    from dlx.status import COUNTED
 
     assert study.target is not None
     target, metric = float(study.target["value"]), study.target.get("metric")
@@ -114,8 +114,8 @@ def _means(
 ) -> tuple[stats.Result, tuple[str, str]]:
     """Welch's t-test (a number: the one-sample test) on the counted runs' figures; on logs
     against the claim's ``factor``, or against its non-inferiority ``margin``."""
-    from dlx.analysis.report import COUNTED
     from dlx.analysis.study import run_value
+    from dlx.status import COUNTED
 
     def values(runs: list[RunRecord]) -> list[float]:
         got = [run_value(r, claim.metric, study) for r in runs if r.status in COUNTED]

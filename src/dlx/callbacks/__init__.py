@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
-    from dlx.engine.step import StepResult
+    from dlx.engine.state import StepResult
 
 
 class Callback:

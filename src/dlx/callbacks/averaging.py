@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from torch import Tensor
 
     from dlx.engine.run import Run
-    from dlx.engine.step import StepResult
+    from dlx.engine.state import StepResult
     from dlx.regularization import EMAConfig, SWAConfig
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from omegaconf import OmegaConf
-
 from dlx.callbacks import Callback
 from dlx.engine.board import flatten
 from dlx.engine.optstats import histograms
@@ -21,10 +19,10 @@ class TensorBoardLogger(Callback):
     def on_fit_start(self, run: Run) -> None:
         from dlx.augment.preview import log_preview
 
-        run.board.hparams_start(flatten(OmegaConf.to_container(run.cfg, resolve=True)))
+        run.board.hparams_start(flatten(run.spec.config))
         if not run.resumed:
-            run.board.text("config", "```yaml\n" + OmegaConf.to_yaml(run.cfg) + "\n```")
-            if run.cfg.get("augment"):
+            run.board.text("config", "```yaml\n" + run.spec.yaml + "\n```")
+            if run.spec.augment:
                 log_preview(run.board, run.data, run.augment, run.trainer.seed)
 
     def on_log(self, run: Run, scalars: dict[str, float]) -> None:

@@ -25,7 +25,7 @@ from dlx.engine.state import test_kill_due
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
-    from dlx.engine.step import StepResult
+    from dlx.engine.state import StepResult
 
 
 class Checkpointing(Callback):

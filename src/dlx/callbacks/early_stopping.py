@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
 from dlx.regularization import EarlyStopping
+from dlx.status import Status
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
@@ -25,7 +26,7 @@ class EarlyStop(Callback):
         cfg = self.rule.cfg
         if self.rule.step(metrics):
             run.request_stop(
-                "stopped_early", f"{cfg.monitor} did not improve for {cfg.patience} epochs"
+                Status.STOPPED_EARLY, f"{cfg.monitor} did not improve for {cfg.patience} epochs"
             )
 
     def state_dict(self) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from dlx.callbacks import Callback
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
-    from dlx.engine.step import StepResult
+    from dlx.engine.state import StepResult
 
 HOOKS = (
     "on_fit_start",

@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
 from dlx.engine.board import summary_table
+from dlx.status import SUCCEEDED
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
-    from dlx.engine.step import StepResult
+    from dlx.engine.state import StepResult
 
 #: seconds between redraws of the bar's count (counting a step is free; drawing is not)
 REDRAW_S = 0.1
@@ -51,5 +52,5 @@ class ProgressBar(Callback):
 
     def close(self, run: Run, summary: dict[str, Any]) -> None:
         run.progress.stop()
-        if self.table and summary["status"] in ("completed", "stopped_early"):
+        if self.table and summary["status"] in SUCCEEDED:
             run.progress.print(summary_table(summary, run.run_dir))

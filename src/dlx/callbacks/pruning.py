@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from dlx.callbacks import Callback
 from dlx.engine import distributed
+from dlx.status import Status
 
 if TYPE_CHECKING:
     import optuna
@@ -32,7 +33,7 @@ class Pruning(Callback):
     def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None:
         reason = self._judge(run, metrics)
         if distributed.any_rank(run.ctx, reason is not None, run.device):
-            run.request_stop("pruned", reason or "pruned by rank 0's pruner")
+            run.request_stop(Status.PRUNED, reason or "pruned by rank 0's pruner")
 
     def _judge(self, run: Run, metrics: dict[str, float]) -> str | None:
         """Report the epoch; why to stop now, or None to go on."""
@@ -49,7 +50,7 @@ class Pruning(Callback):
             trial.report(float(value), epoch)  # a resumed trial reports each epoch once
         if epoch >= run.trainer.max_epochs or not trial.should_prune():
             return None
-        trial.set_user_attr(STATUS, "pruned")
+        trial.set_user_attr(STATUS, Status.PRUNED.value)
         pruner = type(trial.study.pruner).__name__
         return f"{pruner} pruned trial {trial.number} at epoch {epoch}: {monitor} {value:.4g}"
 

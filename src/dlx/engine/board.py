@@ -16,6 +16,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from dlx.status import Status
+
 
 def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """A nested config as dotted keys with scalar values (lists become strings)."""
@@ -32,10 +34,10 @@ def flatten(cfg: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 HPARAMS_STATUS = {
-    "completed": "STATUS_SUCCESS",
-    "stopped_early": "STATUS_SUCCESS",
-    "interrupted": "STATUS_RUNNING",  # resumable; the enum has no "aborted"
-    "pruned": "STATUS_UNKNOWN",  # nor "pruned": neither a success nor a failure
+    Status.COMPLETED: "STATUS_SUCCESS",
+    Status.STOPPED_EARLY: "STATUS_SUCCESS",
+    Status.INTERRUPTED: "STATUS_RUNNING",  # resumable; the enum has no "aborted"
+    Status.PRUNED: "STATUS_UNKNOWN",  # nor "pruned": neither a success nor a failure
 }
 
 

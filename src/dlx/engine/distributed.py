@@ -192,6 +192,16 @@ def all_sum(ctx: Dist, *tensors: Tensor) -> None:
             dist.all_reduce(t, op=dist.ReduceOp.SUM)
 
 
+def summed(ctx: Dist, sums: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    """``sums`` summed over the ranks, in one all-reduce (``sums`` itself in one process)."""
+    if not ctx.enabled:
+        return sums
+    flat = torch.cat([v.double().reshape(-1) for v in sums.values()]).to(device)
+    all_sum(ctx, flat)
+    parts = flat.cpu().split([v.numel() for v in sums.values()])
+    return {k: p.reshape(sums[k].shape).to(sums[k].dtype) for k, p in zip(sums, parts)}
+
+
 def all_mean(ctx: Dist, t: Tensor) -> Tensor:
     """The mean of ``t`` over the ranks (a new tensor; ``t`` itself in a single process)."""
     if not ctx.enabled:

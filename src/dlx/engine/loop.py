@@ -3,7 +3,7 @@
 ``fit`` is what training is: epochs of batches → step → record → hooks, then the epoch's
 validation → hooks, until ``max_epochs`` or a stop request. Everything else (TensorBoard, the
 progress bar, checkpoints, early stopping, the profiler, a user's own features) is a callback
-(``dlx.callbacks``); the parts are built once in ``dlx.engine.run.build_run``.
+(``dlx.callbacks``); the parts are built once in ``dlx.engine.build.build_run``.
 
 ``run`` builds the parts, fits, tests the best checkpoint, maps how it ended to a status
 (``OUTCOMES``), writes ``summary.json`` whatever happens and closes what it opened.
@@ -21,18 +21,18 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from dlx.data import DATASETS
 from dlx.engine import checkpoint, distributed
 from dlx.engine.board import stderr_line
+from dlx.engine.build import build_run
 from dlx.engine.device import pick_device
 from dlx.engine.distributed import Dist
 from dlx.engine.nonfinite import Diverged
 from dlx.engine.perf import Throughput, perf_summary
-from dlx.engine.run import Run, build_run
+from dlx.engine.run import Run
 from dlx.engine.signals import Interrupted
+from dlx.engine.spec import parse
 from dlx.errors import RunFailed, UsageError
-from dlx.registry import to_schema
-from dlx.trainer import TrainerConfig, check_root
+from dlx.status import BROKEN, Status
 
 
 def fit(run: Run) -> None:
@@ -67,8 +67,8 @@ def fit_and_test(run: Run) -> str:
         run.callbacks.on_interrupt(run)
         run.writer.wait()
         raise
-    status = run.stop_request.status if run.stop_request else "completed"
-    if run.ctx.main and status != "pruned":  # a pruned trial is not worth a test
+    status = run.stop_request.status if run.stop_request else Status.COMPLETED
+    if run.ctx.main and status != Status.PRUNED:  # a pruned trial is not worth a test
         run.tested = run.test()
         run.callbacks.on_test_end(run, run.tested)
     run.writer.wait()  # a checkpoint that could not be written fails the run
@@ -76,12 +76,12 @@ def fit_and_test(run: Run) -> str:
 
 
 #: how a run that raised ends; any other exception is ``failed``, its traceback in error.log
-OUTCOMES: dict[type[BaseException], str] = {
-    Interrupted: "interrupted",  # Ctrl-C / SIGTERM: last.pt saved, ``dlx resume`` continues
-    KeyboardInterrupt: "interrupted",  # a second Ctrl-C: leave at once (re-raised)
-    Diverged: "diverged",
-    RunFailed: "failed",
-    UsageError: "failed",  # re-raised: the CLI prints one line, exit 2
+OUTCOMES: dict[type[BaseException], Status] = {
+    Interrupted: Status.INTERRUPTED,  # Ctrl-C / SIGTERM: last.pt saved, ``dlx resume`` continues
+    KeyboardInterrupt: Status.INTERRUPTED,  # a second Ctrl-C: leave at once (re-raised)
+    Diverged: Status.DIVERGED,
+    RunFailed: Status.FAILED,
+    UsageError: Status.FAILED,  # re-raised: the CLI prints one line, exit 2
 }
 #: outcomes the caller must see as exceptions
 RERAISE = (UsageError, KeyboardInterrupt)
@@ -103,15 +103,15 @@ def run(
     summary: dict[str, Any] = {}
     with ExitStack() as stack:  # closes, last opened first, whatever happens
         try:
-            check_root(cfg)
-            trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
-            device = pick_device(trainer.device)
-            batch = getattr(DATASETS.parse(cfg.data), "batch_size", 1)  # a bad one: exit 2
-            ctx, run_dir = distributed.start(trainer.devices, device, batch, cfg, run_dir, resume)
+            spec = parse(cfg)
+            device = pick_device(spec.trainer.device)
+            ctx, run_dir = distributed.start(
+                spec.trainer.devices, device, spec.batch_size, cfg, run_dir, resume
+            )
             stack.callback(distributed.finish, ctx)
             if ctx.enabled and device.type == "cuda":
                 device = torch.device("cuda", ctx.local_rank)
-            r = build_run(cfg, trainer, ctx, device, run_dir, batch, resume, quiet)
+            r = build_run(spec, ctx, device, run_dir, resume=resume, quiet=quiet)
             stack.callback(_quietly, r.callbacks.close, r, summary)
             stack.callback(_quietly, r.writer.close)  # files on disk before anything closes
             stack.callback(gc.unfreeze)  # set-up's objects collectable again (in-process sweeps)
@@ -127,7 +127,7 @@ def run(
             summary.update(_summary(r, status, error, started, device, ctx, run_dir))
             if signal is not None:
                 summary["signal"] = signal
-            if summary["status"] in ("failed", "diverged") or error is not None:
+            if summary["status"] in BROKEN or error is not None:
                 distributed.kill_workers(ctx)  # a rank that failed alone would leave the rest
             if ctx.main:
                 checkpoint.write_json(run_dir / "summary.json", summary)
@@ -137,7 +137,7 @@ def run(
 def _outcome(e: BaseException, ctx: Dist, run_dir: Path) -> tuple[str, str | None, str | None]:
     """The status for exception ``e``, the error line and the signal for the summary."""
     status = next((s for kind, s in OUTCOMES.items() if isinstance(e, kind)), None)
-    if status == "interrupted":
+    if status == Status.INTERRUPTED:
         return status, None, str(e) if isinstance(e, Interrupted) else "SIGINT"
     if status is not None:
         return status, str(e), None
@@ -145,7 +145,7 @@ def _outcome(e: BaseException, ctx: Dist, run_dir: Path) -> tuple[str, str | Non
         (run_dir / "error.log").write_text(traceback.format_exc())
     else:
         stderr_line(f"rank {ctx.rank}: {traceback.format_exc()}")
-    return "failed", f"{type(e).__name__}: {e}".splitlines()[0], None
+    return Status.FAILED, f"{type(e).__name__}: {e}".splitlines()[0], None
 
 
 def _summary(
@@ -160,7 +160,7 @@ def _summary(
     """summary.json: the status, the best epoch's figures beside the test figures measured
     with its checkpoint (``metrics``), the final epoch's (``last``), performance."""
     out: dict[str, Any] = {
-        "status": status,
+        "status": str(status),  # plain text in summary.json
         "epochs": 0,
         "best_epoch": 0,
         "params": 0,

@@ -17,3 +17,12 @@ def resolve_mode(monitor: str, mode: str) -> str:
         return mode
     name = monitor.rsplit("/", 1)[-1]
     return "min" if name in SMALLER_IS_BETTER or name.endswith("loss") else "max"
+
+
+def metric(metrics: dict[str, float], name: str, key: str) -> float:
+    """``metrics[name]``, or a usage error naming ``key`` and what it may watch."""
+    from dlx.errors import UsageError
+
+    if name not in metrics:
+        raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
+    return metrics[name]

@@ -1,60 +1,75 @@
-"""A run's parts, built once from the config: the ``Run`` record the loop and callbacks share.
+"""The ``Run`` record the loop and callbacks share, and its methods: the loop's vocabulary
+(batches, record, log figures, end of epoch, validate, test, save).
 
-``build_run`` is the set-up: data, regularizers, model (compiled, wrapped for DDP), optimizer,
-schedule, scaler, augmentation, objective, meter, the step, the callbacks, then the resume of
-everything a checkpoint carries. ``Run``'s methods are the loop's vocabulary (batches, record,
-log figures, end of epoch, save, test); the loop itself is ``dlx.engine.loop.fit``.
+The parts are built once by ``dlx.engine.build.build_run``; the loop is
+``dlx.engine.loop.fit``. Nothing here imports the callbacks: a run holds them through the
+``Hooks`` protocol, so ``dlx.callbacks`` can name ``Run`` without an import cycle.
 """
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from dlx.augment import Augmenter, split_augment
-from dlx.callbacks.builtin import default_callbacks, user_callback
-from dlx.callbacks.hooks import CallbackList
-from dlx.data import build_data
+from dlx.augment import Augmenter
 from dlx.data.base import DataInfo, DataModule
-from dlx.data.overfit import OverfitData
 from dlx.engine import checkpoint, distributed
-from dlx.engine.board import NullBoard, Progress, TensorBoard
-from dlx.engine.device import autocast_for, compile_model, seed_everything
+from dlx.engine.board import Progress, TensorBoard
 from dlx.engine.distributed import Dist
 from dlx.engine.evaluate import evaluate
 from dlx.engine.inputs import Inputs
 from dlx.engine.meter import TrainMeter, epoch_metrics
-from dlx.engine.monitor import resolve_mode
-from dlx.engine.objective import Objective, build_objective, followed_monitor, task_of
+from dlx.engine.monitor import metric
+from dlx.engine.objective import Objective
 from dlx.engine.optstats import read
 from dlx.engine.perf import Throughput
-from dlx.engine.resume import resume_run
 from dlx.engine.signals import StopSignals
-from dlx.engine.state import State, StopRequest, maybe_test_kill, snapshot, test_kill_due
-from dlx.engine.step import STEPS, PlainStep, StepResult
-from dlx.engine.syncbn import has_batchnorm, sync_batchnorm
-from dlx.errors import UsageError
-from dlx.models import build_model
-from dlx.optim import build_optimizer
+from dlx.engine.spec import RunSpec
+from dlx.engine.state import (
+    State,
+    StepResult,
+    StopRequest,
+    maybe_test_kill,
+    snapshot,
+    test_kill_due,
+)
 from dlx.regularization import Regularization
-from dlx.sched import Schedule, build_schedule
+from dlx.sched import Schedule
 from dlx.trainer import TrainerConfig
+
+#: one optimizer step: ``step(x, y, log)`` (``dlx.engine.step``)
+Step = Callable[[Tensor, Tensor, bool], StepResult]
+
+
+class Hooks(Protocol):
+    """What a run asks of its callbacks (``dlx.callbacks.hooks.CallbackList`` is one)."""
+
+    def wants(self, hook: str) -> bool: ...
+    def stateful(self) -> dict[str, Any]: ...
+    def on_fit_start(self, run: Run) -> None: ...
+    def on_epoch_start(self, run: Run, epoch: int) -> None: ...
+    def on_log(self, run: Run, scalars: dict[str, float]) -> None: ...
+    def on_step_end(self, run: Run, result: StepResult) -> None: ...
+    def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None: ...
+    def on_save(self, run: Run, name: str) -> None: ...
+    def on_interrupt(self, run: Run) -> None: ...
+    def on_fit_end(self, run: Run) -> None: ...
+    def on_test_end(self, run: Run, metrics: dict[str, float]) -> None: ...
+    def close(self, run: Run, summary: dict[str, Any]) -> None: ...
 
 
 @dataclass
 class Run:
     """Everything one run holds. Callbacks read it (and may set ``eval_model``)."""
 
-    cfg: DictConfig
+    spec: RunSpec
     trainer: TrainerConfig
     ctx: Dist
     device: torch.device
@@ -79,9 +94,9 @@ class Run:
     signals: StopSignals
     board: TensorBoard
     progress: Progress
+    callbacks: Hooks
+    step: Step
     state: State = field(default_factory=State)
-    callbacks: CallbackList = field(default_factory=lambda: CallbackList([]))
-    step: PlainStep | None = None
     resumed: bool = False
     stop_request: StopRequest | None = None
     tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
@@ -103,7 +118,7 @@ class Run:
     def request_stop(self, status: str, reason: str) -> None:
         """End training after this epoch (the first request wins; checkpoints keep it)."""
         if self.stop_request is None:
-            self.stop_request, self.state.stop = StopRequest(status, reason), [status, reason]
+            self.stop_request, self.state.stop = StopRequest(status, reason), [str(status), reason]
 
     def agree_on_stop(self) -> None:
         """Under DDP, every rank takes rank 0's stop request (callbacks that run on rank 0
@@ -243,13 +258,7 @@ class Run:
 
     def epoch_sums(self) -> dict[str, Tensor]:
         """The in-epoch sums of all ranks (a collective)."""
-        sums = self.meter.state_dict()
-        if self.ctx.enabled:
-            flat = torch.cat([v.double().reshape(-1) for v in sums.values()]).to(self.device)
-            distributed.all_sum(self.ctx, flat)
-            parts = flat.cpu().split([v.numel() for v in sums.values()])
-            sums = {k: p.reshape(sums[k].shape).to(sums[k].dtype) for k, p in zip(sums, parts)}
-        return sums
+        return distributed.summed(self.ctx, self.meter.state_dict(), self.device)
 
     def save(
         self, name: str, weights: dict[str, Tensor] | None = None, copy_to: str | None = None
@@ -289,112 +298,3 @@ class Run:
             self.callbacks.on_save(self, n)
         if "last.pt" in names:
             maybe_test_kill(self.state.step)
-
-
-def metric(metrics: dict[str, float], name: str, key: str) -> float:
-    """``metrics[name]``, or a usage error naming ``key`` and what it may watch."""
-    if name not in metrics:
-        raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
-    return metrics[name]
-
-
-def build_run(
-    cfg: DictConfig,
-    trainer: TrainerConfig,
-    ctx: Dist,
-    device: torch.device,
-    run_dir: Path,
-    batch_size: int,
-    resume: bool,
-    quiet: bool = False,
-) -> Run:
-    """Every part of the run ``cfg`` describes, on ``device``, resumed from ``last.pt`` when
-    ``resume`` and it exists. Opens the TensorBoard writer (closed by ``Run.board.close``)."""
-    seed_everything(trainer.seed, trainer.deterministic)
-    data = build_data(cfg.data, device)
-    info = data.info
-    regs = Regularization(cfg.get("regularization"))
-    model = build_model(regs.model_config(cfg.model), info).to(device)
-    sync_bn = ctx.enabled and trainer.sync_batchnorm and has_batchnorm(model)
-    model = sync_batchnorm(model, device) if sync_bn else model
-    if trainer.channels_last and info.kind == "image":
-        model = model.to(memory_format=torch.channels_last)
-    regs.attach(model)
-    compiled = compile_model(model, trainer.compile, trainer.compile_mode)
-    train_model = distributed.wrap(compiled, ctx, device)
-    optimizer = build_optimizer(cfg.optim, model)
-    data = OverfitData(data, trainer.overfit_batches) if trainer.overfit_batches else data
-    steps = data.num_batches("train", drop_last=True) // trainer.accumulate_grad_batches
-    steps = min(steps, trainer.limit_train_batches or steps)
-    if steps == 0:
-        raise UsageError(
-            f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches}: more than "
-            f"the {data.num_batches('train', drop_last=True)} training batches of an epoch"
-        )
-    schedule = build_schedule(cfg.sched, optimizer, steps, trainer.max_epochs, mode=trainer.mode)
-    if (cfg.get("augment") or trainer.tta != "none") and info.kind != "image":
-        raise UsageError(
-            f"augment, trainer.tta: data={info.name} is a sequence task; "
-            "use augment=none trainer.tta=none"
-        )
-    task = task_of(model, info)
-    objective = build_objective(info, task, label_smoothing=regs.label_smoothing)
-    objective.check_options(task, list(cfg.get("augment") or []), trainer.tta)
-    aug_seed = trainer.seed + 1_000_003 * ctx.rank  # ranks draw different augmentations
-    # per-sample transforms in a DataLoader's workers would reach the target too: a task
-    # whose target is the image augments on the device, where the target is taken apart
-    per_sample = hasattr(data, "train_transform") and objective.augments is None
-    augment_node = None if trainer.overfit_batches else cfg.get("augment")
-    augment, sample_transform = split_augment(
-        augment_node, info, device, aug_seed, per_sample=per_sample
-    )
-    if per_sample:
-        data.train_transform = sample_transform  # type: ignore[attr-defined]
-    known = dict.fromkeys(objective.metric_names(), 0.0)  # monitor typos fail before training
-    if (followed := followed_monitor(trainer.monitor, objective)) != trainer.monitor:
-        trainer.monitor = followed  # the default follows the task (val/mse, val/ppl)
-        trainer.mode = resolve_mode(trainer.monitor, cfg.trainer.get("mode", "auto"))
-    metric(known, trainer.monitor, "trainer.monitor")
-    if regs.early_stopping is not None:
-        metric(known, regs.early_stopping.cfg.monitor, "regularization.early_stopping.monitor")
-    cuda_graphs = trainer.compile and trainer.compile_mode != "default" and device.type == "cuda"
-    skip = trainer.on_nonfinite == "skip"
-    run = Run(
-        cfg=cfg,
-        trainer=trainer,
-        ctx=ctx,
-        device=device,
-        run_dir=run_dir,
-        data=data,
-        regs=regs,
-        model=model,
-        compiled=compiled,
-        train_model=train_model,
-        eval_model=compiled,
-        optimizer=optimizer,
-        schedule=schedule,
-        scaler=torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed"),
-        augment=augment,
-        inputs=Inputs(info, device, trainer.channels_last, objective.target),
-        objective=objective,
-        eval_objective=build_objective(info, task),
-        meter=TrainMeter(device, objective.stats, objective.width, skip, copy_outputs=cuda_graphs),
-        autocast=autocast_for(device, trainer.precision),
-        steps_per_epoch=steps,
-        batch_size=batch_size * trainer.accumulate_grad_batches,
-        signals=StopSignals(ctx, device),
-        board=NullBoard(),
-        progress=Progress(enabled=trainer.progress and ctx.main),
-    )
-    run.step = STEPS[trainer.on_nonfinite](run, trainer.accumulate_grad_batches)
-    run.config = OmegaConf.to_container(cfg, resolve=True)
-    user = [user_callback(s, i) for i, s in enumerate(trainer.callbacks)]
-    callbacks = default_callbacks(run, user, quiet=quiet)
-    run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
-    resume_run(run, resume)
-    if ctx.main:  # a resume drops events past its checkpoint (all of them: none was written)
-        purge = run.state.step + 1 if run.resumed else (1 if resume else None)
-        run.board = TensorBoard(run_dir, purge_step=purge)
-    gc.freeze()  # what set-up made lives as long as the run: collections skip it from here
-    gc.enable()
-    return run

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx.errors import UsageError
+from dlx.status import Status
 
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None):
@@ -48,7 +49,7 @@ def read_run(run_dir: Path) -> dict[str, Any]:
     """What ``dlx runs`` shows of one run: its summary (or ``running``) and overrides."""
     import yaml
 
-    info: dict[str, Any] = {"dir": run_dir, "status": "running", "metrics": {}}
+    info: dict[str, Any] = {"dir": run_dir, "status": Status.RUNNING, "metrics": {}}
     summary = run_dir / "summary.json"
     if summary.is_file():
         try:

@@ -12,16 +12,29 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import torch
+from torch import Tensor
 
 if TYPE_CHECKING:
     from dlx.engine.meter import TrainMeter
+
+
+@dataclass(slots=True)
+class StepResult:
+    """What one step leaves, all on the device: nothing here has been read to the host."""
+
+    loss: Tensor  # the objective alone, this rank's
+    total: Tensor  # what the divergence watch sees: loss + penalties, the mean over ranks
+    out: Tensor  # the model's outputs
+    y: Tensor  # the targets (soft after mixup/cutmix)
+    n: int  # samples on this rank
+    logged: dict[str, Tensor | float] = field(default_factory=dict)  # log steps: norms, lr …
 
 
 @dataclass
 class StopRequest:
     """A callback's request to end training after this epoch (``Run.request_stop``)."""
 
-    status: str  # stopped_early, pruned
+    status: str  # a ``dlx.status.Status``: stopped_early, pruned
     reason: str
 
 

@@ -15,7 +15,6 @@ the chosen K is picked once, too.
 from __future__ import annotations
 
 from contextlib import nullcontext
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import torch
@@ -24,21 +23,10 @@ from torch import Tensor
 from dlx.engine import distributed
 from dlx.engine.nonfinite import keep_state_on_device, masked_step, zero_nonfinite_grads
 from dlx.engine.optstats import clip_and_measure, total_norm
+from dlx.engine.state import StepResult
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
-
-
-@dataclass(slots=True)
-class StepResult:
-    """What one step leaves, all on the device: nothing here has been read to the host."""
-
-    loss: Tensor  # the objective alone, this rank's
-    total: Tensor  # what the divergence watch sees: loss + penalties, the mean over ranks
-    out: Tensor  # the model's outputs
-    y: Tensor  # the targets (soft after mixup/cutmix)
-    n: int  # samples on this rank
-    logged: dict[str, Tensor | float] = field(default_factory=dict)  # log steps: norms, lr …
 
 
 class PlainStep:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from dlx.engine.distributed import CONFIG_ENV, RESUME_ENV, RUN_DIR_ENV
 from dlx.errors import UsageError
+from dlx.status import SUCCEEDED, Status
 
 
 def main() -> int:
@@ -24,7 +25,7 @@ def main() -> int:
         summary = run(cfg, Path(os.environ[RUN_DIR_ENV]), resume=resume)
     except UsageError:  # rank 0 meets the same config and reports it
         return 2
-    return 0 if summary.get("status") in ("completed", "stopped_early", "interrupted") else 1
+    return 0 if summary.get("status") in (*SUCCEEDED, Status.INTERRUPTED) else 1
 
 
 if __name__ == "__main__":

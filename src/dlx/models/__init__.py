@@ -21,8 +21,9 @@ MODELS: Registry = Registry("model", package="dlx.models")
 def build_model(node, info: DataInfo) -> nn.Module:
     """Build the model that config node ``cfg.model`` describes for data shaped like ``info``;
     a model whose option brings a task (``register(..., task=…)``) carries it as ``.task``."""
-    model = MODELS.build(node, info)
-    task = MODELS.get(node["name"]).task
+    cfg = MODELS.parse(node)
+    model = MODELS.get(cfg.name).builder(cfg, info)
+    task = MODELS.get(cfg.name).task
     if task is not None:
         model.task = task
     return model

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from dlx.data.base import DataInfo
 from dlx.models import MODELS
+from dlx.models.classifier import Classifier
 from dlx.models.init import initialize
 from dlx.models.layers import (
     NORMS,
@@ -158,13 +159,7 @@ def googlenet(cfg: GoogLeNetConfig, info: DataInfo) -> nn.Module:
         name, widths = entry
         layers[name] = Inception(cin, widths, conv, ARCHS[cfg.arch])
         cin = layers[name].out_channels
-    layers.update(
-        avgpool=nn.AdaptiveAvgPool2d(1),
-        flatten=nn.Flatten(),
-        dropout=nn.Dropout(cfg.dropout),
-        fc=nn.Linear(cin, info.num_classes),
-    )
-    model = nn.Sequential(layers)
+    model = Classifier(layers, cin, info.num_classes, cfg.dropout)
     for m in model.modules():  # torchvision's init: truncated N(0, 0.01²), zero-mean weights
         if isinstance(m, nn.Conv2d | nn.Linear):
             nn.init.trunc_normal_(m.weight, std=0.01, a=-2, b=2)

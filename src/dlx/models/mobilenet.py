@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from dlx.data.base import DataInfo
 from dlx.models import MODELS
+from dlx.models.classifier import Classifier
 from dlx.models.init import initialize
 from dlx.models.layers import (
     ACTIVATIONS,
@@ -150,14 +151,6 @@ def mobilenet(cfg: MobileNetConfig, info: DataInfo) -> nn.Module:
     require_image(info, "mobilenet")
     act = cfg.act(cfg.activation or ARCHS[cfg.arch])
     features, width = FEATURES[cfg.arch](cfg, info, act)
-    model = nn.Sequential(
-        OrderedDict(
-            features=features,
-            avgpool=nn.AdaptiveAvgPool2d(1),
-            flatten=nn.Flatten(),
-            dropout=nn.Dropout(cfg.dropout),
-            fc=nn.Linear(width, info.num_classes),
-        )
-    )
+    model = Classifier(OrderedDict(features=features), width, info.num_classes, cfg.dropout)
     init_conv_linear(model)  # torchvision's MobileNetV2 init
     return initialize(model, cfg.init, cfg.init_std, act.name)

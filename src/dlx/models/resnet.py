@@ -47,166 +47,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dlx.data.base import DataInfo
 from dlx.errors import UsageError
 from dlx.models import MODELS
-from dlx.models.blocks import SqueezeExcite
+from dlx.models.classifier import Classifier
 from dlx.models.dilation import stage_rates
 from dlx.models.init import initialize
-from dlx.models.layers import NORMS, Activation, ConvNormAct, UnitConfig, require_image
+from dlx.models.layers import NORMS, ConvNormAct, UnitConfig, require_image
+from dlx.models.residual import SHORTCUTS, BasicBlock, Bottleneck, Unit
 from dlx.registry import check
-
-
-# --- shortcuts: used where a block changes the map's shape ----------------------------------
-class PadShortcut(nn.Module):
-    """Option A: keep every ``stride``-th pixel and zero-pad the extra channels (no params)."""
-
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.extra, self.stride = cout - cin, stride
-
-    def forward(self, x: Tensor) -> Tensor:
-        x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra))
-
-
-def projection(cin: int, cout: int, stride: int, norm: str) -> nn.Module:
-    """Option B: a 1x1 conv (with the stride) and a norm."""
-    return nn.Sequential(
-        OrderedDict(
-            conv=nn.Conv2d(cin, cout, 1, stride, bias=norm == "none"),
-            norm=NORMS[norm](cout),
-        )
-    )
-
-
-SHORTCUTS: dict[str, Callable[[int, int, int, str], nn.Module]] = {
-    "A": lambda cin, cout, stride, norm: PadShortcut(cin, cout, stride),
-    "B": projection,
-}
-
-
-# --- blocks ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Unit:
-    """How every block is built: its norm and activation, SE, and (ResNeXt) grouped 3x3s."""
-
-    norm: str
-    act: Activation
-    se: bool = False
-    groups: int = 1
-    base_width: int = 64
-
-    @property
-    def bias(self) -> bool:
-        """A conv followed by a norm has no bias (the norm's shift replaces it)."""
-        return self.norm == "none"
-
-
-class Residual(nn.Module):
-    """``act(se(branch(x)) + shortcut(x))``; without a shortcut (a plain net) ``act(branch(x))``.
-
-    SE weighs the branch's channels before the sum (Hu et al., 2018, Fig. 3). With maxout the
-    branch ends in k pieces per channel; the shortcut is added to each piece before their max.
-    """
-
-    def join(self, shortcut: nn.Module | None, unit: Unit, channels: int) -> None:
-        """Set the parts after the branch (called last, so convs register first)."""
-        pieces = unit.act.pieces
-        self.se = SqueezeExcite(channels * pieces, SE_REDUCTION) if unit.se else nn.Identity()
-        self.shortcut = shortcut
-        self.pieces = pieces
-        self.act = unit.act.module()
-
-    def branch(self, x: Tensor) -> Tensor:
-        raise NotImplementedError
-
-    def forward(self, x: Tensor) -> Tensor:
-        out = self.se(self.branch(x))
-        if self.shortcut is not None:
-            s = self.shortcut(x)
-            out = out + (s.repeat_interleave(self.pieces, 1) if self.pieces > 1 else s)
-        return self.act(out)
-
-
-class BasicBlock(Residual):
-    """Two 3x3 convs; the input is added back before the last activation (Fig. 2)."""
-
-    expansion = 1
-
-    def __init__(
-        self,
-        cin: int,
-        planes: int,
-        stride: int,
-        dilation: tuple[int, int],
-        shortcut: nn.Module | None,
-        unit: Unit,
-    ) -> None:
-        super().__init__()
-        d1, d2 = dilation  # the first conv's rate, the second's
-        self.conv1 = ConvNormAct(
-            cin,
-            planes,
-            3,
-            stride=stride,
-            padding=d1,
-            dilation=d1,
-            norm=unit.norm,
-            activation=unit.act,
-            bias=unit.bias,
-        )
-        self.conv2 = nn.Conv2d(
-            planes, planes * unit.act.pieces, 3, padding=d2, dilation=d2, bias=unit.bias
-        )
-        self.norm2 = NORMS[unit.norm](planes * unit.act.pieces)
-        self.join(shortcut, unit, planes)
-
-    def branch(self, x: Tensor) -> Tensor:
-        return self.norm2(self.conv2(self.conv1(x)))
-
-    def last(self) -> tuple[nn.Conv2d, nn.Module]:
-        """The branch's last conv and norm (for ``zero_init_residual``)."""
-        return self.conv2, self.norm2
-
-
-class Bottleneck(Residual):
-    """1x1 reduce, 3x3 (with the stride; in ResNeXt grouped, Xie et al., 2017, Fig. 3c), 1x1
-    expand to 4x planes; the input is added back (Fig. 5)."""
-
-    expansion = 4
-
-    def __init__(
-        self,
-        cin: int,
-        planes: int,
-        stride: int,
-        dilation: tuple[int, int],
-        shortcut: nn.Module | None,
-        unit: Unit,
-    ) -> None:
-        super().__init__()
-        width = planes * unit.base_width // 64 * unit.groups
-        cout = planes * self.expansion * unit.act.pieces
-        d = dilation[0]  # one 3x3: the block's first rate, as torchvision
-        na = {"norm": unit.norm, "activation": unit.act, "bias": unit.bias}
-        self.conv1 = ConvNormAct(cin, width, 1, **na)
-        self.conv2 = ConvNormAct(
-            width, width, 3, stride=stride, padding=d, dilation=d, groups=unit.groups, **na
-        )
-        self.conv3 = nn.Conv2d(width, cout, 1, bias=unit.bias)
-        self.norm3 = NORMS[unit.norm](cout)
-        self.join(shortcut, unit, planes * self.expansion)
-
-    def branch(self, x: Tensor) -> Tensor:
-        return self.norm3(self.conv3(self.conv2(self.conv1(x))))
-
-    def last(self) -> tuple[nn.Conv2d, nn.Module]:
-        """The branch's last conv and norm (for ``zero_init_residual``)."""
-        return self.conv3, self.norm3
 
 
 # --- stems ----------------------------------------------------------------------------------
@@ -277,7 +128,6 @@ ARCHS: dict[str, Spec] = {
         for n in (3, 5, 7, 9, 18)
     },
 }
-SE_REDUCTION = 16  # Hu et al.'s r
 
 
 @dataclass
@@ -308,42 +158,57 @@ def dilation_plan(cfg: ResNetConfig, prefix: str = "model") -> list[tuple[int, i
     return stage_rates(cfg.dilation, len(spec.depths), spec.stem == "imagenet", cfg.arch, prefix)
 
 
+class ResNet(Classifier):
+    """The paper's figure: ``stem → stage1 … stageN → head`` (pool, flatten, dropout, FC)."""
+
+    def __init__(
+        self, stem: nn.Module, stages: list[nn.Sequential], num_classes: int, dropout: float
+    ) -> None:
+        body = OrderedDict(stem=stem, **{f"stage{i}": s for i, s in enumerate(stages, 1)})
+        width = stages[-1][-1].out_channels
+        super().__init__(body, width, num_classes, dropout)
+
+    @property
+    def stages(self) -> list[nn.Module]:
+        return [getattr(self, name) for name in self.body[1:]]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+
+def stages(cfg: ResNetConfig, unit: Unit) -> list[nn.Sequential]:
+    """The arch's stages of residual blocks: each later one's first block strides (or
+    dilates) and widens; its shortcut is the chosen kind where the shape changes."""
+    spec = ARCHS[cfg.arch]
+    kind = cfg.shortcut or spec.shortcut
+    cin, out = spec.widths[0], []
+    plan = zip(spec.widths, spec.depths, dilation_plan(cfg))
+    for planes, depth, (stride, first_rate, rate) in plan:
+        blocks = []
+        for j in range(depth):
+            s, d = (stride, (first_rate, rate)) if j == 0 else (1, (rate, rate))
+            cout = planes * spec.block.expansion
+            shortcut: nn.Module | None = None
+            if kind != "none":
+                same = s == 1 and cin == cout
+                shortcut = nn.Identity() if same else SHORTCUTS[kind](cin, cout, s, cfg.norm)
+            blocks.append(spec.block(cin, planes, s, d, shortcut, unit))
+            cin = cout
+        out.append(nn.Sequential(*blocks))
+    return out
+
+
 @MODELS.register("resnet", ResNetConfig)
 def resnet(cfg: ResNetConfig, info: DataInfo) -> nn.Module:
     """ResNet for ``info``'s channels, image size and classes."""
     require_image(info, "resnet")
     spec = ARCHS[cfg.arch]
     unit = Unit(cfg.norm, cfg.act(), cfg.se, spec.groups, spec.width_per_group)
-    shortcut_kind = cfg.shortcut or spec.shortcut
-    layers: OrderedDict[str, nn.Module] = OrderedDict(
-        stem=STEMS[cfg.stem or spec.stem](info.channels, spec.widths[0], unit)
-    )
-    cin = spec.widths[0]
-    plan = dilation_plan(cfg)
-    for i, (planes, depth, (stride, first_rate, rate)) in enumerate(
-        zip(spec.widths, spec.depths, plan), start=1
-    ):
-        blocks = []
-        for j in range(depth):
-            s, d = (stride, (first_rate, rate)) if j == 0 else (1, (rate, rate))
-            cout = planes * spec.block.expansion
-            shortcut: nn.Module | None = None
-            if shortcut_kind == "none":
-                pass
-            elif s == 1 and cin == cout:
-                shortcut = nn.Identity()
-            else:
-                shortcut = SHORTCUTS[shortcut_kind](cin, cout, s, cfg.norm)
-            blocks.append(spec.block(cin, planes, s, d, shortcut, unit))
-            cin = cout
-        layers[f"stage{i}"] = nn.Sequential(*blocks)
-    layers.update(
-        avgpool=nn.AdaptiveAvgPool2d(1),
-        flatten=nn.Flatten(),
-        dropout=nn.Dropout(cfg.dropout),
-        fc=nn.Linear(cin, info.num_classes),
-    )
-    model = nn.Sequential(layers)
+    stem = STEMS[cfg.stem or spec.stem](info.channels, spec.widths[0], unit)
+    model = ResNet(stem, stages(cfg, unit), info.num_classes, cfg.dropout)
     init_weights(model)
     initialize(model, cfg.init, cfg.init_std, cfg.activation)
     if cfg.zero_init_residual:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from dlx.data.base import DataInfo
 from dlx.models import MODELS
 from dlx.models.blocks import channel_shuffle
+from dlx.models.classifier import Classifier
 from dlx.models.init import initialize
 from dlx.models.layers import (
     NORMS,
@@ -108,11 +109,6 @@ def shufflenet(cfg: ShuffleNetConfig, info: DataInfo) -> nn.Module:
         units += [ShuffleUnit(cout, cout, 1, cfg.norm, act) for _ in range(repeats - 1)]
         layers[f"stage{i}"] = nn.Sequential(*units)
         cin = cout
-    layers.update(
-        conv5=ConvNormAct(cin, widths[-1], 1, **na),
-        avgpool=nn.AdaptiveAvgPool2d(1),
-        flatten=nn.Flatten(),
-        dropout=nn.Dropout(cfg.dropout),
-        fc=nn.Linear(widths[-1], info.num_classes),
-    )
-    return initialize(nn.Sequential(layers), cfg.init, cfg.init_std, act.name)
+    layers["conv5"] = ConvNormAct(cin, widths[-1], 1, **na)
+    model = Classifier(layers, widths[-1], info.num_classes, cfg.dropout)
+    return initialize(model, cfg.init, cfg.init_std, act.name)

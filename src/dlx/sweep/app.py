@@ -15,6 +15,7 @@ import hydra
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from dlx.status import Status
 from dlx.sweep import outcome
 from dlx.sweep import trials as sweep
 
@@ -41,7 +42,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
         return None
     if not trial:
         outcome.report("run.json", summary)
-    elif summary.get("status") == "interrupted":
+    elif summary.get("status") == Status.INTERRUPTED:
         # Ctrl-C / SIGTERM ends the whole sweep (exit 130/143), not just this trial
         outcome.report("interrupted.json", {"signal": summary.get("signal", "SIGINT")})
         print(

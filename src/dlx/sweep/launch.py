@@ -7,22 +7,23 @@ import os
 import sys
 
 from dlx.errors import RunFailed, UsageError
+from dlx.status import BROKEN, SUCCEEDED, Status
 
 #: exit codes by final run status (SPEC)
-EXIT = {"completed": 0, "stopped_early": 0, "pruned": 0, "failed": 1, "diverged": 1}
+EXIT = {**dict.fromkeys(SUCCEEDED, 0), Status.PRUNED: 0, **dict.fromkeys(BROKEN, 1)}
 SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
 def exit_code(summary: dict) -> int:
     """The exit code of a run that ended as ``summary`` says."""
-    if summary.get("status") == "interrupted":
+    if summary.get("status") == Status.INTERRUPTED:
         return SIGNAL_EXIT.get(summary.get("signal", "SIGINT"), 130)
-    return EXIT.get(summary.get("status", "failed"), 1)
+    return EXIT.get(summary.get("status", Status.FAILED), 1)
 
 
 def finished(summary: dict) -> int:
     """Say why a run failed (one line), and its exit code."""
-    if summary.get("error") and summary.get("status") in ("failed", "diverged"):
+    if summary.get("error") and summary.get("status") in BROKEN:
         print(f"{summary['status']}: {summary['error']}", file=sys.stderr, flush=True)
     return exit_code(summary)
 

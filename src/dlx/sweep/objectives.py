@@ -20,6 +20,7 @@ from typing import Any
 
 from dlx.engine.monitor import resolve_mode
 from dlx.errors import UsageError
+from dlx.status import SUCCEEDED
 
 Reader = Callable[[dict[str, Any], dict[str, Any]], float | None]
 #: a metric's name: split/name (val/acc, test/loss, train/acc)
@@ -84,7 +85,7 @@ def value(summary: dict[str, Any], name: str, config: dict[str, Any]) -> float |
 
 def values(summary: dict[str, Any], names: list[str], config: dict[str, Any]) -> list[float] | None:
     """Every objective's value, or None unless the run succeeded and has them all."""
-    if summary.get("status") not in ("completed", "stopped_early"):
+    if summary.get("status") not in SUCCEEDED:
         return None
     out = [value(summary, n, config) for n in names]
     return None if any(v is None for v in out) else [v for v in out if v is not None]

@@ -21,18 +21,20 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlx import status
 from dlx.engine import checkpoint
 from dlx.engine.monitor import resolve_mode
 from dlx.errors import UsageError
+from dlx.status import Status
 from dlx.sweep import pareto
 from dlx.sweep.objectives import values
 
 #: a trial with one of these statuses is finished: a re-run of the sweep does not repeat it
-FINAL = ("completed", "stopped_early", "diverged", "failed", "pruned")
+FINAL = status.FINAL
 #: statuses whose objective counts
-SUCCESS = ("completed", "stopped_early")
+SUCCESS = status.SUCCEEDED
 #: what an Optuna trial's state says of a trial whose run dir this sweep cannot read
-OPTUNA_STATES = {"complete": "completed", "pruned": "pruned", "fail": "failed"}
+OPTUNA_STATES = {"complete": Status.COMPLETED, "pruned": Status.PRUNED, "fail": Status.FAILED}
 #: the record of which overrides ran in a trial dir (guards a re-used sweep dir)
 TRIAL_FILE = "trial.json"
 
@@ -142,8 +144,8 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
         trainer = cfg.get("trainer") or {}
         monitor = info.get("monitor") or trainer.get("monitor", "val/acc")  # the run's own
         status = info["status"]
-        if finished and status == "running":
-            status = "failed"
+        if finished and status == Status.RUNNING:
+            status = Status.FAILED
         trial = {
             "number": _trial_number(run_dir)[0] if run_dir.name.isdigit() else run_dir.name,
             "dir": str(run_dir),
@@ -368,14 +370,14 @@ def epochs_saved(trials: list[dict[str, Any]]) -> tuple[int, int]:
     saved = sum(
         max(0, (t.get("max_epochs") or 0) - (t.get("epochs") or 0))
         for t in trials
-        if t["status"] == "pruned"
+        if t["status"] == Status.PRUNED
     )
     return saved, full
 
 
 def pruning_line(trials: list[dict[str, Any]]) -> str:
     """``, 5 pruned (saved 31 of 80 epochs)``; empty when no trial was pruned."""
-    pruned = sum(t["status"] == "pruned" for t in trials)
+    pruned = sum(t["status"] == Status.PRUNED for t in trials)
     if not pruned:
         return ""
     saved, full = epochs_saved(trials)
@@ -389,5 +391,5 @@ class SweepCallback(Callback):
         from dlx.sweep import outcome
 
         result = finish(Path(config.hydra.sweep.dir))
-        ok = sum(t["status"] in (*SUCCESS, "pruned") for t in result["trials"])  # exit 0
+        ok = sum(t["status"] in (*SUCCESS, Status.PRUNED) for t in result["trials"])  # exit 0
         outcome.report("sweep.json", {"succeeded": ok, "trials": len(result["trials"])})

@@ -37,6 +37,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dlx.errors import UsageError
+from dlx.status import Status
 from hydra_plugins.dlx_optuna_sweeper import results
 from hydra_plugins.dlx_optuna_sweeper import study as shared
 from hydra_plugins.dlx_optuna_sweeper.directions import direction_for, resolve
@@ -189,7 +190,7 @@ class DlxOptunaSweeper(Sweeper):
         if frozen.state.is_finished():  # failed meanwhile by a worker that thought us dead
             return values is not None
         try:
-            if frozen.user_attrs.get(shared.STATUS) == "pruned":
+            if frozen.user_attrs.get(shared.STATUS) == Status.PRUNED:
                 study.tell(trial, state=TrialState.PRUNED)
             elif values is None:
                 study.tell(trial, state=TrialState.FAIL)
@@ -200,7 +201,7 @@ class DlxOptunaSweeper(Sweeper):
         except RuntimeError as e:  # the grid sampler stops the study at its last point
             if "Study.stop" not in str(e):
                 raise
-        return values is not None or frozen.user_attrs.get(shared.STATUS) == "pruned"
+        return values is not None or frozen.user_attrs.get(shared.STATUS) == Status.PRUNED
 
     def _launch(
         self, study: optuna.Study, trials: dict[int, optuna.trial.Trial], fixed: list[str]

@@ -1,0 +1,80 @@
+"""``parse(cfg) -> RunSpec``: the composed config, checked once, as typed parts.
+
+Every group is parsed here, at the entry, by its registry (unknown keys, types and ranges are
+one ``UsageError`` line naming the key): the trainer, the data, the model (with
+``regularization.dropout`` applied), the optimizer, the schedule, the regularizers and the
+augmentations. Below this point nothing reads the config: ``dlx.engine.build`` builds the
+parts from the spec, and the registries' builders take its parsed options as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dlx.registry import to_schema
+from dlx.trainer import TrainerConfig, check_root
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run's config, parsed: each group's schema instance."""
+
+    trainer: TrainerConfig
+    data: Any  # the dataset's schema (``DATASETS``)
+    model: Any  # the model's schema (``MODELS``), dropout from ``regularization.dropout``
+    optim: Any  # ``OPTIMIZERS``
+    sched: Any  # ``SCHEDULES``
+    regularization: dict[str, Any]  # name -> schema (``REGULARIZERS``), in the config's order
+    augment: dict[str, Any]  # name -> schema (``AUGMENTS``), in the config's order
+    config: dict[str, Any]  # the config resolved: what checkpoints and HParams keep
+    yaml: str  # the config as composed (TensorBoard's ``config`` text)
+
+    @property
+    def batch_size(self) -> int:
+        """Samples per batch, per process (``data.batch_size``)."""
+        return getattr(self.data, "batch_size", 1)
+
+    @property
+    def name(self) -> str:
+        """What it trains, in one line: ``model=… optim=… data=…``."""
+        return f"model={self.model.name} optim={self.optim.name} data={self.data.name}"
+
+
+def parse(cfg: Any) -> RunSpec:
+    """The spec of ``cfg`` (a composed Hydra config); a bad key or value is a ``UsageError``."""
+    from omegaconf import OmegaConf
+
+    from dlx.augment import AUGMENTS
+    from dlx.data import DATASETS
+    from dlx.models import MODELS
+    from dlx.optim import OPTIMIZERS
+    from dlx.regularization import Regularization
+    from dlx.sched import SCHEDULES
+
+    check_root(cfg)
+    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
+    data = DATASETS.parse(cfg.data)
+    regs = Regularization(cfg.get("regularization"))
+    model = MODELS.parse(regs.model_config(cfg.model))
+    augment = cfg.get("augment") or {}
+    for n in augment:
+        AUGMENTS.get(n)  # unknown names fail here, with the allowed list
+    return RunSpec(
+        trainer=trainer,
+        data=data,
+        model=model,
+        optim=OPTIMIZERS.parse(cfg.optim),
+        sched=SCHEDULES.parse(cfg.sched),
+        regularization=regs.cfg,
+        augment={n: AUGMENTS.parse(augment[n], n, prefix=f"augment.{n}") for n in augment},
+        config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
+        yaml=OmegaConf.to_yaml(cfg),
+    )
+
+
+def parse_run_dir(run_dir: Any, overrides: list[str] | None = None) -> RunSpec:
+    """The spec of a run dir's saved config (``.hydra/config.yaml``, ``overrides`` applied)."""
+    from dlx.engine.rundirs import load_run_config
+
+    return parse(load_run_config(run_dir, overrides))
