@@ -94,7 +94,7 @@ def cmd_resume(args: list[str]) -> int:
 
 def cmd_eval(args: list[str]) -> int:
     from dlx.commands.runs import print_eval
-    from dlx.engine.rundirs import load_run_config
+    from dlx.engine.spec import parse_run_dir
 
     run_dir, overrides = _run_dir_arg("eval", args)
     dirs = [run_dir]
@@ -104,9 +104,9 @@ def cmd_eval(args: list[str]) -> int:
     if len(dirs) > 1:
         from dlx.commands.ensemble import print_ensemble
 
-        print_ensemble([(d, load_run_config(d, overrides)) for d in dirs])
+        print_ensemble([(d, parse_run_dir(d, overrides)) for d in dirs])
         return 0
-    print_eval(load_run_config(run_dir, overrides), run_dir)
+    print_eval(parse_run_dir(run_dir, overrides), run_dir)
     return 0
 
 

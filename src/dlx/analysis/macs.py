@@ -22,19 +22,16 @@ def macs_of(config: dict[str, Any]) -> int | None:
 @functools.lru_cache(maxsize=64)
 def _count(key: str) -> int | None:
     import torch
-    from omegaconf import OmegaConf
 
     from dlx.commands.summary import model_summary
     from dlx.data import build_data
+    from dlx.engine.build import model_of
+    from dlx.engine.spec import parse_model
     from dlx.errors import UsageError
-    from dlx.models import build_model
-    from dlx.regularization import Regularization
 
-    cfg = OmegaConf.create(json.loads(key))
     try:
-        info = build_data(cfg.data, torch.device("cpu")).info
-        regs = Regularization(cfg.get("regularization"))
-        model = build_model(regs.model_config(cfg.model), info)
-        return int(model_summary(model, info).macs)
+        data, model, _ = parse_model(json.loads(key))
+        info = build_data(data, torch.device("cpu")).info
+        return int(model_summary(model_of(model, info), info).macs)
     except (UsageError, OSError, RuntimeError, ValueError):
         return None

@@ -12,13 +12,16 @@ cross-entropy of that mean), the mean output for regression and reconstruction.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 
 from dlx.augment.tta import tta_forward
 from dlx.engine.objective import Objective
 from dlx.errors import UsageError
+
+if TYPE_CHECKING:
+    from dlx.engine.spec import RunSpec
 
 #: data keys that say how the data is read, not which: members may differ in them
 READING_KEYS = ("batch_size", "num_workers", "download")
@@ -37,15 +40,12 @@ class Ensemble(nn.Module):
         return self.objective.combine([tta_forward(m, x, self.tta) for m in self.members])
 
 
-def data_of(cfg: Any) -> dict[str, Any]:
+def data_of(spec: RunSpec) -> dict[str, Any]:
     """What identifies a run's data: its ``data`` config without the reading keys."""
-    from omegaconf import OmegaConf
-
-    node = OmegaConf.to_container(cfg.data, resolve=True)
-    return {k: v for k, v in node.items() if k not in READING_KEYS}
+    return {k: v for k, v in spec.config["data"].items() if k not in READING_KEYS}
 
 
-def check_same_data(members: list[tuple[Path, Any]]) -> None:
+def check_same_data(members: list[tuple[Path, RunSpec]]) -> None:
     """One ``UsageError`` line naming the first member whose data differs, and in what."""
     first, cfg0 = members[0]
     ref = data_of(cfg0)
@@ -60,43 +60,35 @@ def check_same_data(members: list[tuple[Path, Any]]) -> None:
                 )
 
 
-def evaluate_ensemble(members: list[tuple[Path, Any]]) -> list[tuple[str, dict[str, float]]]:
+def evaluate_ensemble(members: list[tuple[Path, RunSpec]]) -> list[tuple[str, dict[str, float]]]:
     """``(run dir, test metrics)`` of each member in order, then ``("ensemble", …)``."""
-    from dlx.data import build_data
-    from dlx.engine.device import autocast_for, pick_device
-    from dlx.engine.evaluate import evaluate, load_model
-    from dlx.engine.inputs import Inputs
-    from dlx.engine.objective import build_objective, task_of
-    from dlx.registry import to_schema
-    from dlx.trainer import TrainerConfig
+    from dlx.engine.build import build, trained_model
+    from dlx.engine.device import pick_device
+    from dlx.engine.evaluate import evaluate
+    from dlx.engine.objective import task_of
 
     check_same_data(members)
-    cfg0 = members[0][1]
-    trainer = to_schema(cfg0.trainer, TrainerConfig, "trainer")
-    device = pick_device(trainer.device)
-    data = build_data(cfg0.data, device)
-    models = [load_model(cfg, d, data.info, device) for d, cfg in members]
-    tasks = [task_of(m, data.info) for m in models]
+    spec0 = members[0][1]
+    p = build(spec0, pick_device(spec0.trainer.device), train=False)
+    models = [trained_model(spec, d, p.info, p.device) for d, spec in members]
+    tasks = [task_of(m, p.info) for m in models]
     for (run_dir, _), task in zip(members[1:], tasks[1:], strict=True):
         if task != tasks[0]:
             raise UsageError(
                 f"RUN_DIR={run_dir}: a {task} model but {members[0][0]} is a {tasks[0]} one; "
                 "ensemble members must share their task"
             )
-    objective = build_objective(data.info, tasks[0])
-    objective.check_options(tasks[0], [], trainer.tta)
-    inputs = Inputs(data.info, device, channels_last=False, target=objective.target)
-    autocast = autocast_for(device, trainer.precision)
+    tta = spec0.trainer.tta
 
     def test(model: nn.Module, tta: str) -> dict[str, float]:
-        return evaluate(model, data, "test", inputs, objective, autocast, tta=tta)
+        return evaluate(model, p.data, "test", p.inputs, p.objective, p.autocast, tta=tta)
 
-    out = [(str(d), test(m, trainer.tta)) for (d, _), m in zip(members, models, strict=True)]
-    out.append(("ensemble", test(Ensemble(models, objective, trainer.tta), "none")))
+    out = [(str(d), test(m, tta)) for (d, _), m in zip(members, models, strict=True)]
+    out.append(("ensemble", test(Ensemble(models, p.objective, tta), "none")))
     return out
 
 
-def print_ensemble(members: list[tuple[Path, Any]]) -> list[tuple[str, dict[str, float]]]:
+def print_ensemble(members: list[tuple[Path, RunSpec]]) -> list[tuple[str, dict[str, float]]]:
     """``dlx eval`` of several runs: a table, one row per member (its model) and the
     ensemble's last."""
     from rich.console import Console
@@ -105,7 +97,7 @@ def print_ensemble(members: list[tuple[Path, Any]]) -> list[tuple[str, dict[str,
 
     rows = evaluate_ensemble(members)
     names = list(rows[-1][1])
-    models = [str(cfg.model.name) for _, cfg in members] + [f"{len(members)} members"]
+    models = [str(spec.model.name) for _, spec in members] + [f"{len(members)} members"]
     table = Table(title="ensemble of best.pt (test split)", title_justify="left")
     for col in ("member", "model", *names):
         table.add_column(col, justify="right" if col in names else "left")

@@ -137,24 +137,6 @@ def parse_args(args: list[str]) -> tuple[Path, str, Path | None]:
     return run_dir, fmt, out
 
 
-def best_model(run_dir: Path, cfg: Any, info: Any) -> nn.Module:
-    """The run's model with ``best.pt``'s weights, on the CPU, in eval mode."""
-    from dlx.engine import checkpoint
-    from dlx.models import build_model
-    from dlx.regularization import Regularization
-
-    path = run_dir / "checkpoints" / "best.pt"
-    state = checkpoint.load(path)
-    model = build_model(Regularization(cfg.get("regularization")).model_config(cfg.model), info)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise RunFailed(
-            f"checkpoint {path}: does not fit model={cfg.model.name} ({str(e).splitlines()[0]})"
-        ) from None
-    return model.eval()
-
-
 def max_diff(ref: Tensor, got: Tensor) -> float:
     """max |got − ref|; a shape mismatch fails the export."""
     if got.shape != ref.shape:
@@ -166,23 +148,23 @@ def export(run_dir: Path, fmt: str, out: Path | None = None) -> dict[str, Any]:
     """Write the export, check it; return what was printed (path, diff, tolerance …)."""
     import torch
 
-    from dlx.data import build_data
+    from dlx.engine.build import build, trained_model
     from dlx.engine.inputs import Inputs
-    from dlx.engine.rundirs import load_run_config
+    from dlx.engine.spec import parse_run_dir
 
-    cfg = load_run_config(run_dir)
+    spec = parse_run_dir(run_dir)
     exporter = EXPORTERS[fmt]
     out = out or run_dir / "export" / f"model{exporter.suffix}"
     out.parent.mkdir(parents=True, exist_ok=True)
     cpu = torch.device("cpu")
-    data = build_data(cfg.data, cpu)
-    info = data.info
-    model = best_model(run_dir, cfg, info)
-    xb, yb = next(iter(data.batches("test")))
+    p = build(spec, cpu, train=False)
+    info = p.info
+    model = trained_model(spec, run_dir, info, cpu)
+    xb, yb = next(iter(p.data.batches("test")))
     x, _ = Inputs(info, cpu, channels_last=False)(xb, yb)
     meta = {
         "dlx.run_dir": str(run_dir),
-        "dlx.model": str(cfg.model.name),
+        "dlx.model": str(spec.model.name),
         "dlx.data": info.name,
         "dlx.input_shape": json.dumps(["N", *info.input_shape]),
         "dlx.mean": json.dumps(list(info.mean)),

@@ -1,14 +1,15 @@
 """``dlx lr-find [--min-lr A] [--max-lr B] [--steps N] [--out DIR] [OVERRIDES]``: the
 learning-rate range test (Smith, 2017; "Cyclical learning rates", section 3.3).
 
-The model, data and optimizer are built exactly as ``dlx train OVERRIDES`` builds them; the
-lr then grows exponentially from ``--min-lr`` to ``--max-lr`` over ``--steps`` training steps
-(one lr per step, the schedule set aside) and the loss of each step is recorded, smoothed by
-a bias-corrected exponential moving average. The test stops early when the smoothed loss
-exceeds ``DIVERGE`` times its minimum, or goes non-finite: the lr has become too large. The
-suggestion is the lr of steepest descent of the smoothed loss (most negative slope against
-log lr) before its minimum. Nothing is trained for keeps and no config is written: the
-curve goes to ``lr_find.csv`` and ``lr_find.png`` in ``outputs/lr_find/<time>/``.
+The parts are built exactly as ``dlx train OVERRIDES`` builds them and trained by the same
+loop, with one callback (``LRSweep``) in place of a run's own: the lr grows exponentially
+from ``--min-lr`` to ``--max-lr`` over ``--steps`` training steps (one lr per step, the
+schedule set aside) and the loss of each step is recorded, smoothed by a bias-corrected
+exponential moving average. The test stops early when the smoothed loss exceeds ``DIVERGE``
+times its minimum, or goes non-finite: the lr has become too large. The suggestion is the lr
+of steepest descent of the smoothed loss (most negative slope against log lr) before its
+minimum. Nothing is trained for keeps and no config is written: the curve goes to
+``lr_find.csv`` and ``lr_find.png`` in ``outputs/lr_find/<time>/``.
 """
 
 from __future__ import annotations
@@ -19,11 +20,19 @@ import secrets
 import shlex
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from dlx.callbacks import Callback
 from dlx.errors import UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+    from dlx.engine.run import Run
+    from dlx.engine.spec import RunSpec
+    from dlx.engine.state import StepResult
 
 #: the smoothed loss above DIVERGE × its minimum ends the test
 DIVERGE = 4.0
@@ -50,30 +59,36 @@ class Curve:
     losses: list[float] = field(default_factory=list)
     smoothed: list[float] = field(default_factory=list)
     stop: str = "reached --max-lr"
+    _avg: float = field(default=0.0, repr=False)  # the moving average, not yet bias-corrected
+    _best: float = field(default=math.inf, repr=False)  # the smoothed loss's minimum so far
+
+    def add(self, lr: float, loss: float, test: RangeTest) -> bool:
+        """Record the step at ``lr``; True when the test is over: the loss went non-finite,
+        the smoothed loss rose past ``diverge`` × its minimum, or every step is done."""
+        if not math.isfinite(loss):
+            self.stop = f"diverged at lr {lr:.3g}: non-finite loss"
+            return True
+        self._avg = test.beta * self._avg + (1 - test.beta) * loss
+        smooth = self._avg / (1 - test.beta ** (len(self.lrs) + 1))
+        self.lrs.append(lr)
+        self.losses.append(loss)
+        self.smoothed.append(smooth)
+        self._best = min(self._best, smooth)
+        if smooth > test.diverge * self._best:
+            self.stop = (
+                f"diverged at lr {lr:.3g}: smoothed loss {smooth:.4g} > "
+                f"{test.diverge:g} × its minimum {self._best:.4g}"
+            )
+            return True
+        return len(self.lrs) >= test.steps
 
 
 def range_test(step: Callable[[float], float], test: RangeTest) -> Curve:
     """Call ``step(lr)`` (one training step at ``lr``, returning its loss) for each lr of the
     test until it ends or the smoothed loss diverges; the recorded curve."""
     curve = Curve()
-    avg, best = 0.0, math.inf
     for i in range(test.steps):
-        lr = test.lr(i)
-        loss = float(step(lr))
-        if not math.isfinite(loss):
-            curve.stop = f"diverged at lr {lr:.3g}: non-finite loss"
-            break
-        avg = test.beta * avg + (1 - test.beta) * loss
-        smooth = avg / (1 - test.beta ** (i + 1))
-        curve.lrs.append(lr)
-        curve.losses.append(loss)
-        curve.smoothed.append(smooth)
-        best = min(best, smooth)
-        if smooth > test.diverge * best:
-            curve.stop = (
-                f"diverged at lr {lr:.3g}: smoothed loss {smooth:.4g} > "
-                f"{test.diverge:g} × its minimum {best:.4g}"
-            )
+        if curve.add(test.lr(i), float(step(test.lr(i))), test):
             break
     return curve
 
@@ -93,79 +108,63 @@ def suggest(curve: Curve) -> float | None:
     return curve.lrs[min(range(end), key=slopes.__getitem__)]
 
 
-# --- training steps on the configured model ------------------------------------------------
-def training_step(cfg: Any) -> tuple[Callable[[float], float], str]:
-    """``step(lr)``: one training step of the model, data and optimizer ``cfg`` describes
-    (augmentation, penalties, clipping and precision included), returning the step's loss;
-    and a line naming what it trains."""
-    import torch
+# --- the test as a short run of the ordinary loop --------------------------------------------
+class RangeDone(Exception):
+    """The range test is over: ``LRSweep`` ends the loop with it."""
 
-    from dlx.augment import split_augment
-    from dlx.data import build_data
-    from dlx.engine.device import autocast_for, pick_device, seed_everything
-    from dlx.engine.inputs import Inputs
-    from dlx.engine.objective import build_objective, task_of
-    from dlx.models import build_model
-    from dlx.optim import build_optimizer
-    from dlx.registry import to_schema
-    from dlx.regularization import Regularization, clip_gradients
-    from dlx.trainer import TrainerConfig, check_root
 
-    check_root(cfg)
-    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
-    device = pick_device(trainer.device)
-    seed_everything(trainer.seed, trainer.deterministic)
-    data = build_data(cfg.data, device)
-    regs = Regularization(cfg.get("regularization"))
-    model = build_model(regs.model_config(cfg.model), data.info).to(device)
-    regs.attach(model)
-    optimizer = build_optimizer(cfg.optim, model)
-    task = task_of(model, data.info)
-    objective = build_objective(data.info, task, label_smoothing=regs.label_smoothing)
-    objective.check_options(task, list(cfg.get("augment") or []), "none")
-    # a DataLoader's workers transform samples (not when the target is the image: see core)
-    per_sample = hasattr(data, "train_transform") and objective.augments is None
-    augment, sample_transform = split_augment(
-        cfg.get("augment"), data.info, device, trainer.seed, per_sample=per_sample
-    )
-    if per_sample:
-        data.train_transform = sample_transform
-    inputs = Inputs(data.info, device, channels_last=False, target=objective.target)
-    autocast = autocast_for(device, trainer.precision)
-    scaler = torch.amp.GradScaler(device.type, enabled=trainer.precision == "16-mixed")
-    params = [p for p in model.parameters() if p.requires_grad]
+class LRSweep(Callback):
+    """Sets each step's lr from the range test and records the step's loss (a host sync per
+    step: reading every loss is the point); raises ``RangeDone`` when the test is over."""
 
-    def batches():
-        epoch = 0
-        while True:
-            seed = trainer.seed * 100_003 + epoch
-            yield from data.batches("train", shuffle=True, seed=seed, drop_last=True)
-            epoch += 1
+    def __init__(self, test: RangeTest) -> None:
+        self.test, self.curve = test, Curve()
 
-    stream = batches()
-    model.train()
+    @property
+    def lr(self) -> float:
+        """The lr of the next step."""
+        return self.test.lr(len(self.curve.lrs))
 
-    def step(lr: float) -> float:
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        xb, yb = next(stream)
-        x, y = inputs(xb, yb, augment)
-        with autocast():
-            out = model(x)
-        loss = objective.loss(out, y)
-        total = loss + sum(regs.penalties().values()) if regs.has_penalty else loss
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(total).backward()
-        if regs.clip is not None:
-            scaler.unscale_(optimizer)
-            clip_gradients(params, regs.clip)
-        scaler.step(optimizer)
-        scaler.update()
-        regs.after_step()
-        return loss.item()  # the test reads every step's loss: a host sync is the point
+    def _set_lr(self, run: Run) -> None:
+        for group in run.optimizer.param_groups:
+            group["lr"] = self.lr
 
-    what = f"model={cfg.model.name} optim={cfg.optim.name} data={cfg.data.name} on {device}"
-    return step, what
+    def on_epoch_start(self, run: Run, epoch: int) -> None:
+        self._set_lr(run)
+
+    def on_step_end(self, run: Run, result: StepResult) -> None:
+        if self.curve.add(self.lr, float(result.loss), self.test):
+            raise RangeDone
+        self._set_lr(run)
+
+
+def sweep_lr(spec: RunSpec, test: RangeTest, out: Path, device: torch.device) -> Curve:
+    """The range test on the parts ``dlx train`` builds from ``spec`` (augmentation,
+    penalties, clipping and precision included; the schedule set aside, validation cut to
+    one batch), run by the ordinary loop (``fit``) with ``LRSweep`` its one callback."""
+    import gc
+
+    from dlx.callbacks.hooks import CallbackList
+    from dlx.engine.build import build_run
+    from dlx.engine.distributed import Dist
+    from dlx.engine.loop import fit
+    from dlx.engine.nonfinite import Diverged
+    from dlx.sched import Schedule
+
+    trainer = replace(spec.trainer, max_epochs=test.steps, limit_val_batches=1, progress=False)
+    run = build_run(replace(spec, trainer=trainer), Dist(), device, out, features=False)
+    sweep = LRSweep(test)
+    run.callbacks, run.schedule = CallbackList([sweep]), Schedule(None, per_step=False)
+    try:
+        fit(run)
+    except RangeDone:
+        pass
+    except Diverged:  # the meter saw the non-finite loss first
+        sweep.curve.stop = f"diverged at lr {sweep.lr:.3g}: non-finite loss"
+    finally:
+        run.writer.close()
+        gc.unfreeze()
+    return sweep.curve
 
 
 # --- files ----------------------------------------------------------------------------------
@@ -247,16 +246,19 @@ def parse_args(args: list[str]) -> tuple[RangeTest, Path | None, list[str]]:
 
 def cmd_lr_find(args: list[str]) -> int:
     from dlx.commands.runs import compose
+    from dlx.engine.device import pick_device
+    from dlx.engine.spec import parse
 
     test, out, overrides = parse_args(args)
-    cfg = compose(overrides)
-    step, what = training_step(cfg)
+    spec = parse(compose(overrides))
+    device = pick_device(spec.trainer.device)
+    what = f"{spec.name} on {device}"
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S") + f"-{secrets.token_hex(2)}"
     out = out or Path("outputs", "lr_find", stamp)
     out.mkdir(parents=True, exist_ok=True)
     print(f"lr-find: {what}; lr {test.min_lr:g} → {test.max_lr:g} over {test.steps} steps")
     started = time.perf_counter()
-    curve = range_test(step, test)
+    curve = sweep_lr(spec, test, out, device)
     suggested = suggest(curve)
     write_csv(out / "lr_find.csv", curve)
     plot(out / "lr_find.png", curve, suggested, f"lr range test: {what}")

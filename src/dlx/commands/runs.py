@@ -4,7 +4,7 @@ and the model of a config composed outside a run."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -13,12 +13,27 @@ from rich.table import Table
 from dlx.engine.rundirs import find_runs, read_run
 from dlx.errors import UsageError
 
+if TYPE_CHECKING:
+    from dlx.engine.spec import RunSpec
 
-def print_eval(cfg, run_dir: Path) -> dict[str, float]:
+
+def evaluate_run(spec: RunSpec, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
+    """Metrics of the run's ``which`` checkpoint on the val and test splits (``dlx eval``)."""
+    from dlx.engine.build import build, trained_model
+    from dlx.engine.device import pick_device
+    from dlx.engine.evaluate import evaluate
+
+    p = build(spec, pick_device(spec.trainer.device), train=False)
+    model = trained_model(spec, run_dir, p.info, p.device, which)
+    tta = spec.trainer.tta
+    metrics = evaluate(model, p.data, "val", p.inputs, p.objective, p.autocast, tta=tta)
+    metrics.update(evaluate(model, p.data, "test", p.inputs, p.objective, p.autocast, tta=tta))
+    return metrics
+
+
+def print_eval(spec: RunSpec, run_dir: Path) -> dict[str, float]:
     """``dlx eval``: the best checkpoint's val and test metrics, printed as a table."""
-    from dlx.engine.evaluate import evaluate_run as evaluate
-
-    metrics = evaluate(cfg, run_dir)
+    metrics = evaluate_run(spec, run_dir)
     table = Table(title="best.pt", title_justify="left")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -50,34 +65,32 @@ def compose(overrides: list[str]):
 def print_model_summary(cfg) -> None:
     """``dlx summary``: layers, output shapes, parameters, MACs; last line ``Total params``."""
     from dlx.commands.summary import print_summary
-    from dlx.models import build_model
-    from dlx.regularization import Regularization
-    from dlx.trainer import check_root
+    from dlx.engine.build import model_of
+    from dlx.engine.spec import parse
 
-    check_root(cfg)
-    info = shape_of(cfg.data)
-    model_node = Regularization(cfg.get("regularization")).model_config(cfg.model)
-    print_summary(build_model(model_node, info), info, Console())
+    spec = parse(cfg)
+    info = shape_of(spec.data)
+    print_summary(model_of(spec.model, info), info, Console())
 
 
 SHAPE_KEYS = ("image_size", "channels", "num_classes")
 
 
-def shape_of(node):
+def shape_of(data: Any):
     """The data's shape for building a model: from ``data.image_size``, ``data.channels`` and
     ``data.num_classes`` when all three are given (no dataset is read, so any shape goes:
-    ImageNet's on the default data), else from the dataset itself."""
+    ImageNet's on the default data), else from the dataset itself (``data``: the parsed
+    group)."""
     import torch
 
-    from dlx.data import DATASETS, build_data
+    from dlx.data import build_data
     from dlx.data.base import DataInfo
 
-    parsed = DATASETS.parse(node)
-    shape = {k: getattr(parsed, k, None) for k in SHAPE_KEYS}
+    shape = {k: getattr(data, k, None) for k in SHAPE_KEYS}
     if all(v is not None for v in shape.values()):
         c = shape["channels"]
-        return DataInfo(name=node.name, kind="image", mean=(0.5,) * c, std=(0.5,) * c, **shape)
-    return build_data(node, torch.device("cpu")).info
+        return DataInfo(name=data.name, kind="image", mean=(0.5,) * c, std=(0.5,) * c, **shape)
+    return build_data(data, torch.device("cpu")).info
 
 
 # --- the runs table -------------------------------------------------------------------------

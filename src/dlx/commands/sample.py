@@ -19,30 +19,30 @@ def load_language_model(run_dir: Path) -> tuple[torch.nn.Module, tuple[str, ...]
     """The run's best-checkpoint model (on the CPU, in eval mode) and its vocabulary."""
     from dlx.data.base import DataInfo
     from dlx.engine import checkpoint
-    from dlx.engine.rundirs import load_run_config
-    from dlx.models import build_model
+    from dlx.engine.build import model_of
+    from dlx.engine.spec import parse_run_dir
     from dlx.models.charlm import codes_vocab
 
-    cfg = load_run_config(run_dir)
+    spec = parse_run_dir(run_dir)
     best = run_dir / "checkpoints" / "best.pt"
     if not best.is_file():
         raise UsageError(f"RUN_DIR={run_dir}: no checkpoints/best.pt to sample from")
     weights = checkpoint.load(best)["model"]
     if "vocab" not in weights:
         raise UsageError(
-            f"RUN_DIR={run_dir}: not a language-model run (model={cfg.model.name}, "
-            f"data={cfg.data.name}); dlx sample needs model=charlm"
+            f"RUN_DIR={run_dir}: not a language-model run (model={spec.model.name}, "
+            f"data={spec.data.name}); dlx sample needs model=charlm"
         )
     vocab = codes_vocab(weights["vocab"])
     info = DataInfo(
-        name=str(cfg.data.name),
+        name=str(spec.data.name),
         kind="text",
         task="language_model",
         num_classes=len(vocab),
         per_step=True,
         vocab=vocab,
     )
-    model = build_model(cfg.model, info)
+    model = model_of(spec.model, info)
     model.load_state_dict(weights)
     return model.eval(), vocab
 

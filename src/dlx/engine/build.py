@@ -14,6 +14,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -70,22 +71,28 @@ class Parts:
         return self.data.info
 
 
-def model_of(spec: RunSpec, info: DataInfo) -> nn.Module:
-    """The model ``spec`` describes for data shaped like ``info`` (on the CPU, untrained)."""
+def model_of(model: Any, info: DataInfo) -> nn.Module:
+    """The model of the parsed ``model`` group (a ``RunSpec``'s) for data shaped like
+    ``info``, on the CPU, untrained: the one place a model is built from a config."""
     from dlx.models import build_model
 
-    return build_model(spec.model, info)
+    return build_model(model, info)
 
 
-def load_weights(model: nn.Module, path: Path, spec: RunSpec) -> nn.Module:
-    """``model`` with the weights of checkpoint ``path``; a mismatch is one ``RunFailed``."""
+def trained_model(
+    spec: RunSpec, run_dir: Path, info: DataInfo, device: torch.device, which: str = "best.pt"
+) -> nn.Module:
+    """The run's model with the weights of ``checkpoints/which``, on ``device``, in eval
+    mode; a checkpoint that does not fit is one ``RunFailed`` line."""
+    path = Path(run_dir) / "checkpoints" / which
+    model = model_of(spec.model, info).to(device)
     try:
         model.load_state_dict(checkpoint.load(path)["model"])
     except RuntimeError as e:
         raise RunFailed(
             f"checkpoint {path}: does not fit model={spec.model.name} ({str(e).splitlines()[0]})"
         ) from None
-    return model
+    return model.eval()
 
 
 def build(
@@ -99,7 +106,7 @@ def build(
         seed_everything(t.seed, t.deterministic)
     data = build_data(spec.data, device)
     regs = Regularization(spec.regularization)
-    model = model_of(spec, data.info).to(device)
+    model = model_of(spec.model, data.info).to(device)
     if not train:
         return _eval_parts(spec, device, data, regs, model)
     model = _placed(model, t, ctx or Dist(), device, data.info)

@@ -1,11 +1,9 @@
-"""Evaluation: a model's metrics on a split (its objective's), and ``dlx eval`` of a run."""
+"""Evaluation: a model's metrics on a split, by its objective (validation, test, ``dlx eval``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -13,7 +11,7 @@ from torch import nn
 from dlx.augment.tta import tta_forward
 from dlx.data.base import DataModule
 from dlx.engine.inputs import Inputs
-from dlx.engine.objective import Objective, build_objective, task_of
+from dlx.engine.objective import Objective
 
 
 @torch.inference_mode()
@@ -53,45 +51,3 @@ def evaluate(
             check_stop()
     sums = torch.cat([loss_sum.reshape(1), stats]).tolist()  # one host transfer
     return objective.summarise(split, sums[0] / max(n, 1), sums[1:], n)
-
-
-def load_model(
-    cfg: Any, run_dir: Path, info: Any, device: Any, which: str = "best.pt"
-) -> nn.Module:
-    """The run's model (its own ``cfg.model``, for data shaped like ``info``) with the weights
-    of ``checkpoints/which``, on ``device``; a mismatch is one ``RunFailed`` line."""
-    from dlx.engine import checkpoint
-    from dlx.errors import RunFailed
-    from dlx.models import build_model
-
-    state = checkpoint.load(Path(run_dir) / "checkpoints" / which)
-    model = build_model(cfg.model, info).to(device)
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise RunFailed(
-            f"checkpoint {run_dir}/checkpoints/{which}: does not fit model={cfg.model.name} "
-            f"({str(e).splitlines()[0]})"
-        ) from None
-    return model
-
-
-def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, float]:
-    """Metrics of the run's ``which`` checkpoint on the val and test splits (``dlx eval``)."""
-    from dlx.data import build_data
-    from dlx.engine.device import autocast_for, pick_device
-    from dlx.registry import to_schema
-    from dlx.trainer import TrainerConfig
-
-    trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
-    device = pick_device(trainer.device)
-    data = build_data(cfg.data, device)
-    model = load_model(cfg, run_dir, data.info, device, which)
-    task = task_of(model, data.info)
-    objective = build_objective(data.info, task)
-    objective.check_options(task, [], trainer.tta)
-    inputs = Inputs(data.info, device, channels_last=False, target=objective.target)
-    autocast = autocast_for(device, trainer.precision)
-    metrics = evaluate(model, data, "val", inputs, objective, autocast, tta=trainer.tta)
-    metrics.update(evaluate(model, data, "test", inputs, objective, autocast, tta=trainer.tta))
-    return metrics

@@ -46,17 +46,12 @@ def parse(cfg: Any) -> RunSpec:
     from omegaconf import OmegaConf
 
     from dlx.augment import AUGMENTS
-    from dlx.data import DATASETS
-    from dlx.models import MODELS
     from dlx.optim import OPTIMIZERS
-    from dlx.regularization import Regularization
     from dlx.sched import SCHEDULES
 
     check_root(cfg)
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
-    data = DATASETS.parse(cfg.data)
-    regs = Regularization(cfg.get("regularization"))
-    model = MODELS.parse(regs.model_config(cfg.model))
+    data, model, regularization = parse_model(cfg)
     augment = cfg.get("augment") or {}
     for n in augment:
         AUGMENTS.get(n)  # unknown names fail here, with the allowed list
@@ -66,11 +61,23 @@ def parse(cfg: Any) -> RunSpec:
         model=model,
         optim=OPTIMIZERS.parse(cfg.optim),
         sched=SCHEDULES.parse(cfg.sched),
-        regularization=regs.cfg,
+        regularization=regularization,
         augment={n: AUGMENTS.parse(augment[n], n, prefix=f"augment.{n}") for n in augment},
         config=OmegaConf.to_container(cfg, resolve=True),  # type: ignore[arg-type]
         yaml=OmegaConf.to_yaml(cfg),
     )
+
+
+def parse_model(cfg: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """The data, model and regularization groups of ``cfg`` (a config or a plain mapping with
+    those keys alone): what a model built outside a run needs (``summary``, ``macs``)."""
+    from dlx.data import DATASETS
+    from dlx.models import MODELS
+    from dlx.regularization import Regularization
+
+    data = DATASETS.parse(cfg["data"])
+    regs = Regularization(cfg.get("regularization"))
+    return data, MODELS.parse(regs.model_config(cfg["model"])), regs.cfg
 
 
 def parse_run_dir(run_dir: Any, overrides: list[str] | None = None) -> RunSpec:
