@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -66,3 +67,36 @@ def dlx(tmp_path: Path):
 
     _run.cwd = tmp_path
     return _run
+
+
+class KillAndResume:
+    """The kill-and-resume scenario, in one folder: ``train`` a run uninterrupted, ``kill`` one
+    (the ``DLX_TEST_KILL_AT_STEP`` hook SIGKILLs it right after step N's checkpoint: no
+    summary, only checkpoints), ``resume`` it as a user would (``dlx resume NAME``)."""
+
+    def __init__(self, cwd: Path) -> None:
+        self.cwd = cwd
+
+    def train(self, *args: str, name: str = "full") -> Path:
+        r = run_dlx("train", *args, f"hydra.run.dir={name}", cwd=self.cwd)
+        assert r.returncode == 0, r.stderr
+        return self.cwd / name
+
+    def kill(self, *args: str, at: int, name: str = "cut") -> Path:
+        env = {"DLX_TEST_KILL_AT_STEP": str(at)}
+        r = run_dlx("train", *args, f"hydra.run.dir={name}", cwd=self.cwd, env=env)
+        assert r.returncode == -signal.SIGKILL, r.stderr
+        assert not (self.cwd / name / "summary.json").exists()  # killed: checkpoints alone
+        return self.cwd / name
+
+    def resume(self, name: str = "cut") -> dict:
+        """``dlx resume NAME``; the resumed run's summary."""
+        r = run_dlx("resume", name, cwd=self.cwd)
+        assert r.returncode == 0, r.stderr
+        return read_summary(self.cwd / name)
+
+
+@pytest.fixture
+def kill_and_resume(tmp_path: Path) -> KillAndResume:
+    """Train, SIGKILL and resume runs in ``tmp_path`` (``KillAndResume``)."""
+    return KillAndResume(tmp_path)

@@ -119,21 +119,17 @@ def test_a_run_that_diverges_between_writes_still_leaves_its_best_epoch(tmp_path
     assert last["state"]["epoch"] == last["state"]["best_epoch"] == summary["best_epoch"]
 
 
-def test_a_step_checkpoint_writes_the_held_best_first(tmp_path):
+def test_a_step_checkpoint_writes_the_held_best_first(kill_and_resume):
     """last.pt never names a best epoch that best.pt does not hold (a kill right after it)."""
-    r = run_dlx(
-        "train",
+    run = kill_and_resume.kill(
         *QUICK,
         *EARLY_BEST,
         "trainer.progress=false",
         "trainer.checkpoint_interval_s=3600",
         "trainer.checkpoint_every_n_steps=7",  # mid-epoch 3, after epoch 2 was held
-        "hydra.run.dir=run",
-        cwd=tmp_path,
-        env={"DLX_TEST_KILL_AT_STEP": "7"},
+        at=7,
     )
-    assert r.returncode == -9, r.stderr
-    last, best = _load(tmp_path / "run", "last.pt"), _load(tmp_path / "run", "best.pt")
+    last, best = _load(run, "last.pt"), _load(run, "best.pt")
     assert last["state"]["step"] == 7 and last["state"]["best_epoch"] == 2
     assert best["state"]["epoch"] == 2
 

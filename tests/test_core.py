@@ -3,7 +3,6 @@ what summary.json holds, the progress bar, batch norm under DDP, and the code's 
 
 from __future__ import annotations
 
-import ast
 import json
 import math
 import os
@@ -15,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from conftest import QUICK, REPO, read_summary, run_dlx, scalar_tags
+from conftest import QUICK, read_summary, run_dlx, scalar_tags
 from dlx.engine.monitor import resolve_mode
 from dlx.engine.state import State
 
@@ -275,71 +274,7 @@ def test_summary_takes_an_imagenet_shape_without_a_dataset(dlx):
     assert r.stdout.strip().splitlines()[-1] == "Total params: 11,689,512"  # torchvision's
 
 
-# --- the code's shape -------------------------------------------------------------------------
-SRC = REPO / "src"
-
-
-def _imports(path: Path) -> set[str]:
-    """The dlx modules ``path`` imports, at any depth, outside ``if TYPE_CHECKING`` blocks."""
-    tree = ast.parse(path.read_text())
-    skip = {
-        id(n)
-        for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-        for n in ast.walk(node)
-    }
-    out = set()
-    for node in ast.walk(tree):
-        if id(node) in skip:
-            continue
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("dlx"):
-            out.add(node.module)
-            out.update(f"{node.module}.{a.name}" for a in node.names)
-        elif isinstance(node, ast.Import):
-            out.update(a.name for a in node.names if a.name.startswith("dlx"))
-    return out
-
-
-def test_no_import_cycles_between_dlx_modules():
-    """Counting lazy imports inside functions too; a submodule importing its own package (which
-    Python imports first anyway) is no edge."""
-    modules = {}
-    for path in (SRC / "dlx").rglob("*.py"):
-        parts = path.relative_to(SRC).with_suffix("").parts
-        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
-    graph = {
-        m: sorted(i for i in _imports(p) if i in modules and i != m and not m.startswith(i + "."))
-        for m, p in modules.items()
-    }
-    done: set[str] = set()
-
-    def visit(m: str, path: list[str]) -> list[str] | None:
-        if m in path:
-            return [*path[path.index(m) :], m]
-        if m in done:
-            return None
-        for nxt in graph[m]:
-            if cycle := visit(nxt, [*path, m]):
-                return cycle
-        done.add(m)
-        return None
-
-    cycles = [c for m in sorted(graph) if (c := visit(m, []))]
-    assert not cycles, " -> ".join(cycles[0])
-
-
-def test_no_module_over_400_lines_and_the_loop_fits_one_screen():
-    long = {
-        str(p): n
-        for p in (SRC / "dlx").rglob("*.py")
-        if (n := len(p.read_text().splitlines())) > 400
-    }
-    assert not long, long
-    tree = ast.parse((SRC / "dlx" / "engine" / "loop.py").read_text())
-    fit = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "fit")
-    assert fit.end_lineno - fit.lineno + 1 <= 30
-
-
+# --- start-up (the code's shape: test_layout.py) ----------------------------------------------
 def test_dlx_help_imports_nothing_heavy():
     import subprocess
 
@@ -350,23 +285,18 @@ def test_dlx_help_imports_nothing_heavy():
     assert out.stdout.strip() == "[]"
 
 
-def test_a_stop_request_is_checkpointed_so_a_resume_goes_straight_to_the_test(tmp_path):
+def test_a_stop_request_is_checkpointed_so_a_resume_goes_straight_to_the_test(kill_and_resume):
     """Early stopping fires, the process dies before the test: the resume tests, trains no more."""
     run = [
-        "train",
         *QUICK,
         "trainer.max_epochs=6",
         "trainer.progress=false",
         "optim.lr=0",
         "regularization=[early_stopping]",
         "regularization.early_stopping.patience=2",
-        "hydra.run.dir=run",
     ]
-    r = run_dlx(*run, cwd=tmp_path, env={"DLX_TEST_KILL_AT_STEP": "9"})  # last.pt of epoch 3
-    assert r.returncode == -9, r.stderr
-    ck = torch.load(tmp_path / "run" / "checkpoints" / "last.pt", weights_only=True)
+    cut = kill_and_resume.kill(*run, at=9)  # last.pt of epoch 3
+    ck = torch.load(cut / "checkpoints" / "last.pt", weights_only=True)
     assert ck["state"]["stop"][0] == "stopped_early" and ck["state"]["epoch"] == 3
-    r = run_dlx("resume", str(tmp_path / "run"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    s = read_summary(tmp_path / "run")
+    s = kill_and_resume.resume()
     assert s["status"] == "stopped_early" and s["epochs"] == 3 and "test/acc" in s["metrics"]

@@ -4,13 +4,12 @@
 from __future__ import annotations
 
 import math
-import signal
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import QUICK, read_summary, run_dlx, scalar_tags
+from conftest import QUICK, read_summary, scalar_tags
 
 #: deterministic, no augmentation, LeNet (no batch norm): the accumulated step is exact
 BASE = [
@@ -49,9 +48,8 @@ def test_four_accumulated_batches_of_16_are_one_step_on_a_batch_of_64(tmp_path):
     assert [s for s, _ in tags["train/loss"]] == [1, 2, 3, 4, 5, 6]
 
 
-def test_a_killed_accumulating_run_resumes_to_the_same_weights(tmp_path):
+def test_a_killed_accumulating_run_resumes_to_the_same_weights(kill_and_resume):
     run = [
-        "train",
         *BASE,
         "trainer.max_epochs=3",
         "trainer.limit_train_batches=3",
@@ -60,13 +58,9 @@ def test_a_killed_accumulating_run_resumes_to_the_same_weights(tmp_path):
         "trainer.checkpoint_every_n_steps=2",
         "augment=[flip]",
     ]
-    r = run_dlx(*run, "hydra.run.dir=full", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = run_dlx(*run, "hydra.run.dir=cut", cwd=tmp_path, env={"DLX_TEST_KILL_AT_STEP": "4"})
-    assert r.returncode == -signal.SIGKILL, r.stderr
-    r = run_dlx("resume", str(tmp_path / "cut"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    assert read_summary(tmp_path / "cut")["metrics"] == read_summary(tmp_path / "full")["metrics"]
+    full = read_summary(kill_and_resume.train(*run))
+    kill_and_resume.kill(*run, at=4)
+    assert kill_and_resume.resume()["metrics"] == full["metrics"]
 
 
 def test_accumulating_more_batches_than_an_epoch_has_exits_2(dlx):

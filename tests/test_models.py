@@ -75,6 +75,27 @@ def imagenet_count(node: dict[str, Any]) -> int:
         return n_params(build_model(node, image_info(224, 3, 1000)))
 
 
+def meta_build(node: dict[str, Any], info: DataInfo | None = None) -> nn.Module:
+    """The model at 224x224x3 with 1000 classes (or ``info``) on the meta device: no memory."""
+    with torch.device("meta"):
+        return build_model(node, info or image_info(224, 3, 1000))
+
+
+def torchvision_model(name: str, **kw: Any) -> nn.Module:
+    with torch.device("meta"):
+        return getattr(torchvision.models, name)(weights=None, **kw)
+
+
+def convs(model: nn.Module) -> list[tuple[Any, ...]]:
+    """Every conv's shape and wiring, in module order: two nets with equal lists are laid out
+    alike (the order of the convs within each block included)."""
+    return [
+        (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
+
+
 # --- sizes ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("node", "reference"),
@@ -94,6 +115,34 @@ def test_imagenet_sizes_match_torchvision(node: dict[str, Any], reference: str) 
     assert imagenet_count(node) == expected
 
 
+CANONICAL = [  # (our node, torchvision's builder and its arguments)
+    ({"name": "resnet", "arch": "resnext50_32x4d"}, "resnext50_32x4d", {}),
+    ({"name": "resnet", "arch": "resnext101_32x8d"}, "resnext101_32x8d", {}),
+    ({"name": "resnet", "arch": "wide_resnet50_2"}, "wide_resnet50_2", {}),
+    (
+        {"name": "resnet", "arch": "resnet50", "dilation": [False, True, True]},
+        "resnet50",
+        {"replace_stride_with_dilation": [False, True, True]},
+    ),
+    ({"name": "mobilenet", "arch": "mobilenet_v2"}, "mobilenet_v2", {}),
+    ({"name": "shufflenet", "arch": "shufflenet_v2_x0_5"}, "shufflenet_v2_x0_5", {}),
+    ({"name": "shufflenet", "arch": "shufflenet_v2_x1_0"}, "shufflenet_v2_x1_0", {}),
+    ({"name": "shufflenet", "arch": "shufflenet_v2_x2_0"}, "shufflenet_v2_x2_0", {}),
+    (
+        {"name": "googlenet", "arch": "googlenet_torchvision"},
+        "googlenet",
+        {"aux_logits": False, "init_weights": False},
+    ),
+]
+
+
+@pytest.mark.parametrize(("node", "name", "kw"), CANONICAL, ids=[c[1] for c in CANONICAL])
+def test_layout_and_size_are_torchvisions(node: dict, name: str, kw: dict) -> None:
+    ours, theirs = meta_build(node), torchvision_model(name, **kw)
+    assert convs(ours) == convs(theirs)
+    assert n_params(ours) == n_params(theirs)
+
+
 @pytest.mark.parametrize(
     ("node", "expected"),
     [
@@ -101,7 +150,14 @@ def test_imagenet_sizes_match_torchvision(node: dict[str, Any], reference: str) 
         ({"name": "vgg", "arch": "vgg16"}, 138_357_544),
         ({"name": "resnet", "arch": "resnet18"}, 11_689_512),
         ({"name": "resnet", "arch": "resnet50"}, 25_557_032),
+        ({"name": "resnet", "arch": "resnext50_32x4d"}, 25_028_904),
+        ({"name": "mobilenet", "arch": "mobilenet_v2"}, 3_504_872),
+        ({"name": "shufflenet", "arch": "shufflenet_v2_x1_0"}, 2_278_604),
+        ({"name": "googlenet", "arch": "googlenet_torchvision"}, 6_624_904),
+        ({"name": "mobilenet", "arch": "mobilenet_v1"}, 4_231_976),  # the paper's 4.2M
+        ({"name": "resnet", "arch": "resnet50", "se": True}, 28_088_024),  # Hu et al.: 28.1M
     ],
+    ids=lambda v: "-".join(map(str, v.values())) if isinstance(v, dict) else "",
 )
 def test_imagenet_sizes_pinned(node: dict[str, Any], expected: int) -> None:
     assert imagenet_count(node) == expected
@@ -135,9 +191,36 @@ SMALL_NODES = [
 ]
 
 
-@pytest.mark.parametrize("node", SMALL_NODES, ids=lambda n: "-".join(map(str, n.values())))
-@pytest.mark.parametrize("size", [8, 16, 32])
-@pytest.mark.parametrize("channels", [1, 3])
+NEW_NODES = [
+    {"name": "mlp"},
+    {"name": "mlp", "hidden": [], "init": "xavier_uniform"},
+    {"name": "mobilenet", "arch": "mobilenet_v1", "width_mult": 0.25},
+    {"name": "mobilenet", "width_mult": 0.25},
+    {"name": "shufflenet", "arch": "shufflenet_v2_x0_5", "activation": "maxout"},
+    {"name": "googlenet", "factorize": True},
+    {"name": "lenet", "conv": "local", "activation": "maxout"},
+    {"name": "resnet", "arch": "resnext50_32x4d", "se": True},
+    {"name": "resnet", "arch": "resnet18", "dilation": [False, False, True]},
+    {"name": "resnet", "dilation": [1, 2, 5], "shortcut": "none", "activation": "elu"},
+    {"name": "resnet", "activation": "maxout", "maxout_pieces": 3, "se": True},
+    {"name": "mobilenet", "arch": "mobilenet_v1", "width_mult": 0.25, "activation": "maxout"},
+]
+NEW_IDS = ["-".join(str(v) for v in n.values()).replace(" ", "") for n in NEW_NODES]
+#: (node, size, channels): the classic families at three sizes on 1 and 3 channels, the
+#: newer entries (maxout, SE, dilation, grouped and local convs) at two
+FORWARD_BACKWARD = [
+    *((n, size, c) for n in SMALL_NODES for size in (8, 16, 32) for c in (1, 3)),
+    *((n, size, c) for n in NEW_NODES for size, c in ((8, 3), (16, 1))),
+]
+
+
+@pytest.mark.parametrize(
+    ("node", "size", "channels"),
+    FORWARD_BACKWARD,
+    ids=lambda v: (
+        "-".join(map(str, v.values())).replace(" ", "") if isinstance(v, dict) else str(v)
+    ),
+)
 def test_forward_and_backward(node: dict[str, Any], size: int, channels: int) -> None:
     torch.manual_seed(0)
     model = build_model(node, image_info(size, channels, classes=5))
@@ -168,6 +251,16 @@ def test_output_shape_at_every_size(node: dict[str, Any]) -> None:
         with torch.device("meta"):
             model = build_model(node, image_info(size, 3, classes=7))
             assert model(torch.zeros(2, 3, size, size)).shape == (2, 7), size
+
+
+@pytest.mark.parametrize("node", NEW_NODES, ids=NEW_IDS)
+def test_builds_from_8_to_224_on_1_and_3_channels(node: dict) -> None:
+    sizes = [(8, 1), (8, 3), (15, 3), (32, 1), (63, 1), (64, 3), (224, 1), (224, 3)]
+    for size, channels in sizes:  # meta tensors: shapes without the compute
+        with torch.device("meta"):
+            model = build_model(node, image_info(size, channels, classes=7))
+            y = model(torch.zeros(2, channels, size, size))
+        assert y.shape == (2, 7), (size, channels)
 
 
 def test_vgg_skips_pools_once_the_map_is_one_pixel() -> None:

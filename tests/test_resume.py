@@ -43,24 +43,11 @@ def uninterrupted(tmp_path_factory) -> Path:
     ids=["after-epoch-1", "after-epoch-2", "mid-epoch-2", "mid-epoch-3"],
 )
 def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(
-    tmp_path, uninterrupted, kill_at, every
+    kill_and_resume, uninterrupted, kill_at, every
 ):
     extra = [f"trainer.checkpoint_every_n_steps={every}"] if every else []
-    r = run_dlx(
-        "train",
-        *RUN,
-        *extra,
-        "hydra.run.dir=run",
-        cwd=tmp_path,
-        env={"DLX_TEST_KILL_AT_STEP": str(kill_at)},
-    )
-    assert r.returncode == -signal.SIGKILL, r.stderr
-    run = tmp_path / "run"
-    assert not (run / "summary.json").exists()  # killed: no summary, only checkpoints
-
-    r = run_dlx("resume", str(run), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    resumed, full = read_summary(run), read_summary(uninterrupted)
+    run = kill_and_resume.kill(*RUN, *extra, at=kill_at)
+    resumed, full = kill_and_resume.resume(), read_summary(uninterrupted)
     assert resumed["status"] == "completed"
     assert resumed["metrics"] == full["metrics"]  # exact, not approximate
     assert (resumed["epochs"], resumed["best_epoch"]) == (full["epochs"], full["best_epoch"])
@@ -81,7 +68,7 @@ def test_killed_run_resumes_to_exactly_the_uninterrupted_metrics(
     assert rows(run) == rows(uninterrupted)
 
 
-def test_imagefolder_run_with_per_sample_augmentation_resumes_exactly(tmp_path):
+def test_imagefolder_run_with_per_sample_augmentation_resumes_exactly(tmp_path, kill_and_resume):
     from test_data import write_folder
 
     write_folder(tmp_path / "imgs" / "train", per_class=8)
@@ -97,22 +84,13 @@ def test_imagefolder_run_with_per_sample_augmentation_resumes_exactly(tmp_path):
         "trainer.deterministic=true",
         "trainer.progress=false",
     ]
-    r = run_dlx("train", *args, "hydra.run.dir=full", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = run_dlx(
-        "train",
-        *args,
-        "trainer.checkpoint_every_n_steps=2",
-        "hydra.run.dir=run",
-        cwd=tmp_path,
-        env={"DLX_TEST_KILL_AT_STEP": "2"},  # mid-epoch 1 (4 steps an epoch)
-    )
-    assert r.returncode == -signal.SIGKILL, r.stderr
-    r = run_dlx("resume", str(tmp_path / "run"), cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    full, resumed = read_summary(tmp_path / "full"), read_summary(tmp_path / "run")
+    full = read_summary(kill_and_resume.train(*args))
+    kill_and_resume.kill(
+        *args, "trainer.checkpoint_every_n_steps=2", at=2
+    )  # mid-epoch 1 of 4 steps
+    resumed = kill_and_resume.resume()
     assert resumed["metrics"] == full["metrics"]  # exact, not approximate
-    losses = [scalar_tags(tmp_path / d)["train/loss"] for d in ("run", "full")]
+    losses = [scalar_tags(tmp_path / d)["train/loss"] for d in ("cut", "full")]
     assert losses[0] == losses[1]
 
 

@@ -299,7 +299,7 @@ def test_swa_start_past_the_last_epoch_is_a_usage_error(dlx):
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_killed_run_with_ema_swa_top_k_resumes_exactly(tmp_path: Path):
+def test_killed_run_with_ema_swa_top_k_resumes_exactly(tmp_path: Path, kill_and_resume):
     """EMA, SWA and the top-k list live in last.pt: a run killed mid-epoch and resumed ends
     with the uninterrupted run's figures and files."""
     args = [
@@ -313,15 +313,9 @@ def test_killed_run_with_ema_swa_top_k_resumes_exactly(tmp_path: Path):
         "regularization.swa.swa_start=2",
         "trainer.save_top_k=2",
     ]
-    r = run_dlx("train", *args, "hydra.run.dir=full", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    r = run_dlx(
-        "train", *args, "hydra.run.dir=cut", cwd=tmp_path, env={"DLX_TEST_KILL_AT_STEP": "4"}
-    )
-    assert r.returncode == -9, r.stderr  # SIGKILL mid-epoch 2, after last.pt at step 4
-    r = run_dlx("resume", "cut", cwd=tmp_path)
-    assert r.returncode == 0, r.stderr
-    full, cut = read_summary(tmp_path / "full"), read_summary(tmp_path / "cut")
+    full = read_summary(kill_and_resume.train(*args))
+    kill_and_resume.kill(*args, at=4)  # SIGKILL mid-epoch 2, after last.pt at step 4
+    cut = kill_and_resume.resume()
     assert cut["metrics"] == full["metrics"] and cut["last"] == full["last"]
     names = lambda d: sorted(p.name for p in (tmp_path / d / "checkpoints").iterdir())  # noqa: E731
     assert names("cut") == names("full")

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from dlx.sweep import job
 from dlx.sweep import trials as sweep
 
 TINY = [
@@ -201,20 +202,20 @@ def test_submitit_local_launcher_trials_report_to_their_study(dlx):
 
 # --- units ------------------------------------------------------------------------------------
 def test_threads_divide_the_cores_among_parallel_jobs():
-    assert sweep.threads_per_job(None, 16) is None  # basic launcher: one job at a time
-    assert sweep.threads_per_job(1, 16) is None
-    assert sweep.threads_per_job(4, 16) == 4
-    assert sweep.threads_per_job(3, 16) == 5
-    assert sweep.threads_per_job(-1, 16) == 1  # joblib: all cores, one worker each
-    assert sweep.threads_per_job(-2, 16) == 1
-    assert sweep.threads_per_job(32, 16) == 1
+    assert job.threads_per_job(None, 16) is None  # basic launcher: one job at a time
+    assert job.threads_per_job(1, 16) is None
+    assert job.threads_per_job(4, 16) == 4
+    assert job.threads_per_job(3, 16) == 5
+    assert job.threads_per_job(-1, 16) == 1  # joblib: all cores, one worker each
+    assert job.threads_per_job(-2, 16) == 1
+    assert job.threads_per_job(32, 16) == 1
 
 
 def test_parallel_jobs_get_gpus_round_robin():
-    assert [sweep.gpu_for_job(n, 4, 4) for n in range(6)] == [0, 1, 2, 3, 0, 1]
-    assert sweep.gpu_for_job(3, 1, 4) is None  # one GPU: share it
-    assert sweep.gpu_for_job(3, 4, None) is None  # sequential: leave the device alone
-    assert sweep.gpu_for_job(3, 0, 4) is None
+    assert [job.gpu_for_job(n, 4, 4) for n in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert job.gpu_for_job(3, 1, 4) is None  # one GPU: share it
+    assert job.gpu_for_job(3, 4, None) is None  # sequential: leave the device alone
+    assert job.gpu_for_job(3, 0, 4) is None
 
 
 def test_search_space_from_params_and_command_line():

@@ -44,53 +44,61 @@ def draw(report: Report, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     out.mkdir(parents=True, exist_ok=True)
-    written = []
     monitor = report.groups[0].runs[0].monitor
-    for metric in dict.fromkeys(["train/loss", monitor]):
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for g in report.groups:
-            epochs, mean, std = curve(g, metric)
-            if not epochs:
-                continue
-            line = ax.plot(epochs, mean, marker="o", ms=3, label=f"{g.label} (n={len(g.counted)})")
-            lo = [m - s for m, s in zip(mean, std, strict=True)]
-            hi = [m + s for m, s in zip(mean, std, strict=True)]
-            ax.fill_between(epochs, lo, hi, color=line[0].get_color(), alpha=0.2)
-        ax.set_xlabel("epoch")
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric}: mean over seeds, band ±1 std")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-        fig.tight_layout()
-        path = out / f"curves_{_slug(metric)}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
-    for metric in report.metrics:
-        stats = [(row["group"], row[metric]) for row in report.rows if row[metric][2] > 0]
-        if not stats:
-            continue
-        fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(stats) + 2), 4.2))
-        names = [s[0] for s in stats]
-        ax.bar(
-            range(len(stats)),
-            [s[1][0] for s in stats],
-            yerr=[s[1][1] for s in stats],
-            capsize=4,
-            color="#4C72B0",
-        )
-        ax.set_xticks(range(len(stats)), names, rotation=20, ha="right", fontsize=7)
-        ax.set_ylabel(metric)
-        ax.set_title(f"{metric}: mean ± std over seeds")
-        ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        path = out / f"bars_{_slug(metric)}.png"
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        written.append(path)
+    written = [
+        _curves(report, metric, out, plt) for metric in dict.fromkeys(["train/loss", monitor])
+    ]
+    written += filter(None, (_bars(report, metric, out, plt) for metric in report.metrics))
     written += filter(None, [_grad_norms(report, out, plt), _epochs(report, out, plt)])
     return written
+
+
+def _curves(report: Report, metric: str, out: Path, plt: Any) -> Path:
+    """Each group's learning curve of ``metric``: the mean, a band of ±1 std."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for g in report.groups:
+        epochs, mean, std = curve(g, metric)
+        if not epochs:
+            continue
+        line = ax.plot(epochs, mean, marker="o", ms=3, label=f"{g.label} (n={len(g.counted)})")
+        lo = [m - s for m, s in zip(mean, std, strict=True)]
+        hi = [m + s for m, s in zip(mean, std, strict=True)]
+        ax.fill_between(epochs, lo, hi, color=line[0].get_color(), alpha=0.2)
+    ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: mean over seeds, band ±1 std")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    return _save(fig, out / f"curves_{_slug(metric)}.png", plt)
+
+
+def _bars(report: Report, metric: str, out: Path, plt: Any) -> Path | None:
+    """A bar per group of ``metric``'s mean, the std as its error bar (None: no figures)."""
+    stats = [(row["group"], row[metric]) for row in report.rows if row[metric][2] > 0]
+    if not stats:
+        return None
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(stats) + 2), 4.2))
+    names = [s[0] for s in stats]
+    ax.bar(
+        range(len(stats)),
+        [s[1][0] for s in stats],
+        yerr=[s[1][1] for s in stats],
+        capsize=4,
+        color="#4C72B0",
+    )
+    ax.set_xticks(range(len(stats)), names, rotation=20, ha="right", fontsize=7)
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric}: mean ± std over seeds")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, out / f"bars_{_slug(metric)}.png", plt)
+
+
+def _save(fig: Any, path: Path, plt: Any) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def layer_norms(group: Group) -> tuple[list[str], list[float], list[float]]:
@@ -126,11 +134,7 @@ def _grad_norms(report: Report, out: Path, plt: Any) -> Path | None:
     ax.set_title("grads/norm/<layer>: mean ± std over seeds")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = out / "grad_norms.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "grad_norms.png", plt)
 
 
 def _epochs(report: Report, out: Path, plt: Any) -> Path | None:
@@ -155,8 +159,4 @@ def _epochs(report: Report, out: Path, plt: Any) -> Path | None:
     on = report.target_metric or report.groups[0].runs[0].monitor
     ax.set_title(f"epochs until {on} reaches {report.target}")
     ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    path = out / "epochs_to_target.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, out / "epochs_to_target.png", plt)

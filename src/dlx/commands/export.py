@@ -144,6 +144,21 @@ def max_diff(ref: Tensor, got: Tensor) -> float:
     return (got.float() - ref.float()).abs().max().item()
 
 
+def check(exporter: Any, out: Path, model: nn.Module, x: Tensor) -> tuple[str, float, float]:
+    """Load the export back and run it beside PyTorch on a full batch and one sample (the
+    batch size is free): what ran it, the largest difference, the tolerance."""
+    import torch
+
+    run, how = exporter.load(out)
+    with torch.inference_mode():
+        diffs, ref_max = [], 0.0
+        for batch in (x, x[:1]):
+            ref = model(batch)
+            ref_max = max(ref_max, ref.abs().max().item())
+            diffs.append(max_diff(ref, run(batch)))
+    return how, max(diffs), RTOL * max(1.0, ref_max)
+
+
 def export(run_dir: Path, fmt: str, out: Path | None = None) -> dict[str, Any]:
     """Write the export, check it; return what was printed (path, diff, tolerance …)."""
     import torch
@@ -177,23 +192,16 @@ def export(run_dir: Path, fmt: str, out: Path | None = None) -> dict[str, Any]:
         raise
     except Exception as e:
         raise RunFailed(f"export --format={fmt}: {type(e).__name__}: {e}".splitlines()[0]) from e
-    run, how = exporter.load(out)
-    with torch.inference_mode():
-        diffs, ref_max = [], 0.0
-        for batch in (x, x[:1]):  # the batch size is free: a full batch and one sample
-            ref = model(batch)
-            ref_max = max(ref_max, ref.abs().max().item())
-            diffs.append(max_diff(ref, run(batch)))
-    tolerance = RTOL * max(1.0, ref_max)
+    how, diff, tolerance = check(exporter, out, model, x)
     shape = ", ".join(map(str, info.input_shape))
     return {
         "path": out,
         "format": fmt,
         "checked_with": how,
         "samples": len(x),
-        "max_abs_diff": max(diffs),
+        "max_abs_diff": diff,
         "tolerance": tolerance,
-        "ok": max(diffs) <= tolerance,
+        "ok": diff <= tolerance,
         "input": f"{str(x.dtype).removeprefix('torch.')} (N, {shape})",
         "image": info.kind == "image",
         "meta": meta,

@@ -236,11 +236,30 @@ def build_run(
     writes nothing (the caller adds its own: ``lr-find``)."""
     p = build(spec, device, ctx=ctx)
     t = p.trainer
+    run = _record(p, ctx, run_dir)
+    run.step = STEPS[t.on_nonfinite](run, t.accumulate_grad_batches)
+    if features:
+        user = [user_callback(s, i) for i, s in enumerate(t.callbacks)]
+        callbacks = default_callbacks(run, user, quiet=quiet)
+        run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
+    resume_run(run, resume)
+    if ctx.main and features:  # a resume drops events past its checkpoint (all: none written)
+        purge = run.state.step + 1 if run.resumed else (1 if resume else None)
+        run.board = TensorBoard(run_dir, purge_step=purge)
+    gc.freeze()  # what set-up made lives as long as the run: collections skip it from here
+    gc.enable()
+    return run
+
+
+def _record(p: Parts, ctx: Dist, run_dir: Path) -> Run:
+    """The ``Run`` around training parts ``p``: compiled, wrapped for DDP, the meter, the
+    scaler; no callbacks and a no-op step yet (``build_run`` sets them)."""
+    t, device = p.trainer, p.device
     compiled = compile_model(p.model, t.compile, t.compile_mode)
     cuda_graphs = t.compile and t.compile_mode != "default" and device.type == "cuda"
     assert p.optimizer is not None and p.schedule is not None
-    run = Run(
-        spec=spec,
+    return Run(
+        spec=p.spec,
         trainer=t,
         ctx=ctx,
         device=device,
@@ -267,23 +286,10 @@ def build_run(
         ),
         autocast=p.autocast,
         steps_per_epoch=p.steps_per_epoch,
-        batch_size=spec.batch_size * t.accumulate_grad_batches,
+        batch_size=p.spec.batch_size * t.accumulate_grad_batches,
         signals=StopSignals(ctx, device),
         board=NullBoard(),
         progress=Progress(enabled=t.progress and ctx.main),
         callbacks=CallbackList([]),
-        step=lambda x, y, log: None,  # type: ignore[arg-type,return-value]  # set below
-        config=spec.config,
+        step=lambda x, y, log: None,  # type: ignore[arg-type,return-value]  # build_run's
     )
-    run.step = STEPS[t.on_nonfinite](run, t.accumulate_grad_batches)
-    if features:
-        user = [user_callback(s, i) for i, s in enumerate(t.callbacks)]
-        callbacks = default_callbacks(run, user, quiet=quiet)
-        run.callbacks = CallbackList([c for c in callbacks if ctx.main or c.every_rank])
-    resume_run(run, resume)
-    if ctx.main and features:  # a resume drops events past its checkpoint (all: none written)
-        purge = run.state.step + 1 if run.resumed else (1 if resume else None)
-        run.board = TensorBoard(run_dir, purge_step=purge)
-    gc.freeze()  # what set-up made lives as long as the run: collections skip it from here
-    gc.enable()
-    return run

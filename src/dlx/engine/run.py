@@ -3,7 +3,8 @@
 
 The parts are built once by ``dlx.engine.build.build_run``; the loop is
 ``dlx.engine.loop.fit``. Nothing here imports the callbacks: a run holds them through the
-``Hooks`` protocol, so ``dlx.callbacks`` can name ``Run`` without an import cycle.
+``Hooks`` protocol (``dlx.engine.hooks``), so ``dlx.callbacks`` can name ``Run`` without an
+import cycle.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -24,6 +25,7 @@ from dlx.engine import checkpoint, distributed
 from dlx.engine.board import Progress, TensorBoard
 from dlx.engine.distributed import Dist
 from dlx.engine.evaluate import evaluate
+from dlx.engine.hooks import Hooks
 from dlx.engine.inputs import Inputs
 from dlx.engine.meter import TrainMeter, epoch_metrics
 from dlx.engine.monitor import metric
@@ -46,23 +48,6 @@ from dlx.trainer import TrainerConfig
 
 #: one optimizer step: ``step(x, y, log)`` (``dlx.engine.step``)
 Step = Callable[[Tensor, Tensor, bool], StepResult]
-
-
-class Hooks(Protocol):
-    """What a run asks of its callbacks (``dlx.callbacks.hooks.CallbackList`` is one)."""
-
-    def wants(self, hook: str) -> bool: ...
-    def stateful(self) -> dict[str, Any]: ...
-    def on_fit_start(self, run: Run) -> None: ...
-    def on_epoch_start(self, run: Run, epoch: int) -> None: ...
-    def on_log(self, run: Run, scalars: dict[str, float]) -> None: ...
-    def on_step_end(self, run: Run, result: StepResult) -> None: ...
-    def on_epoch_end(self, run: Run, metrics: dict[str, float]) -> None: ...
-    def on_save(self, run: Run, name: str) -> None: ...
-    def on_interrupt(self, run: Run) -> None: ...
-    def on_fit_end(self, run: Run) -> None: ...
-    def on_test_end(self, run: Run, metrics: dict[str, float]) -> None: ...
-    def close(self, run: Run, summary: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -94,7 +79,7 @@ class Run:
     signals: StopSignals
     board: TensorBoard
     progress: Progress
-    callbacks: Hooks
+    callbacks: Hooks[Run]
     step: Step
     state: State = field(default_factory=State)
     resumed: bool = False
@@ -103,9 +88,15 @@ class Run:
     epoch_lr: float = 0.0  # the lr of the epoch just finished (before an epoch-wise schedule)
     speed: Throughput = field(default_factory=Throughput)
     writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
-    config: dict[str, Any] = field(default_factory=dict)  # cfg resolved, as checkpoints keep it
     _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
     _first_batch: int = 0  # where this process entered the epoch (a resume: mid-way)
+
+    @property
+    def cfg(self) -> Any:
+        """The config resolved, as an OmegaConf node (users' callbacks; dlx reads ``spec``)."""
+        from omegaconf import OmegaConf
+
+        return OmegaConf.create(self.spec.config)
 
     @property
     def info(self) -> DataInfo:
@@ -276,7 +267,7 @@ class Run:
         summed = self.epoch_sums()
         if not self.ctx.main:
             return None
-        ck = snapshot(self.parts(), self.state, summed, self.config)
+        ck = snapshot(self.parts(), self.state, summed, self.spec.config)
         if weights is not None:
             ck["model"] = weights
         return checkpoint.copied(ck) if hold else ck

@@ -16,8 +16,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from dlx.status import Status
-from dlx.sweep import outcome
-from dlx.sweep import trials as sweep
+from dlx.sweep import job, outcome, trials
 
 # A short random tag in run dir names, so two runs started in the same second never collide.
 if not OmegaConf.has_resolver("dlx_uid"):
@@ -57,7 +56,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
         from dlx.sweep.objectives import values
 
         return values(summary, names, OmegaConf.to_container(cfg, resolve=True))
-    return sweep.objective(summary, cfg.trainer.get("monitor", "val/acc"))
+    return trials.objective(summary, cfg.trainer.get("monitor", "val/acc"))
 
 
 def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
@@ -65,8 +64,8 @@ def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
     from dlx.engine.loop import run
 
     overrides = list(hc.overrides.task)
-    summary = sweep.recorded(run_dir, overrides)
+    summary = job.recorded(run_dir, overrides)
     if summary is not None:
         return summary
-    sweep.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
-    return run(cfg, run_dir, resume=sweep.start_trial(run_dir, overrides))
+    job.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
+    return run(cfg, run_dir, resume=job.start_trial(run_dir, overrides))

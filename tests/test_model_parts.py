@@ -1,15 +1,13 @@
-"""The model catalogue's new entries: sizes against torchvision, layouts, shapes 8-224, the
-maths of maxout, init, SE, local and dilated convs, and the summary's MACs."""
+"""The models' parts: the maths of maxout, init, SE, local and dilated convs, GoogLeNet's
+layout, plain nets, and the summary's MACs (sizes, shapes and gradients: test_models.py)."""
 
 from __future__ import annotations
 
 import math
 import re
-from typing import Any
 
 import pytest
 import torch
-import torchvision
 from torch import nn
 
 from dlx.commands.summary import model_summary
@@ -20,82 +18,7 @@ from dlx.models.blocks import LocallyConnected2d, SqueezeExcite, channel_shuffle
 from dlx.models.googlenet import LAYOUT
 from dlx.models.layers import Maxout
 from dlx.models.resnet import BasicBlock
-
-
-def image_info(size: int = 32, channels: int = 1, classes: int = 10) -> DataInfo:
-    return DataInfo(
-        name="images", kind="image", num_classes=classes, channels=channels, image_size=size
-    )
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def meta_build(node: dict[str, Any], info: DataInfo | None = None) -> nn.Module:
-    """The model at 224x224x3 with 1000 classes (or ``info``) on the meta device: no memory."""
-    with torch.device("meta"):
-        return build_model(node, info or image_info(224, 3, 1000))
-
-
-def torchvision_model(name: str, **kw: Any) -> nn.Module:
-    with torch.device("meta"):
-        return getattr(torchvision.models, name)(weights=None, **kw)
-
-
-def convs(model: nn.Module) -> list[tuple[Any, ...]]:
-    """Every conv's shape and wiring, in module order: two nets with equal lists are laid out
-    alike (the order of the convs within each block included)."""
-    return [
-        (m.in_channels, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation, m.groups)
-        for m in model.modules()
-        if isinstance(m, nn.Conv2d)
-    ]
-
-
-# --- torchvision's models: equal layouts, equal counts --------------------------------------
-CANONICAL = [  # (our node, torchvision's builder and its arguments)
-    ({"name": "resnet", "arch": "resnext50_32x4d"}, "resnext50_32x4d", {}),
-    ({"name": "resnet", "arch": "resnext101_32x8d"}, "resnext101_32x8d", {}),
-    ({"name": "resnet", "arch": "wide_resnet50_2"}, "wide_resnet50_2", {}),
-    (
-        {"name": "resnet", "arch": "resnet50", "dilation": [False, True, True]},
-        "resnet50",
-        {"replace_stride_with_dilation": [False, True, True]},
-    ),
-    ({"name": "mobilenet", "arch": "mobilenet_v2"}, "mobilenet_v2", {}),
-    ({"name": "shufflenet", "arch": "shufflenet_v2_x0_5"}, "shufflenet_v2_x0_5", {}),
-    ({"name": "shufflenet", "arch": "shufflenet_v2_x1_0"}, "shufflenet_v2_x1_0", {}),
-    ({"name": "shufflenet", "arch": "shufflenet_v2_x2_0"}, "shufflenet_v2_x2_0", {}),
-    (
-        {"name": "googlenet", "arch": "googlenet_torchvision"},
-        "googlenet",
-        {"aux_logits": False, "init_weights": False},
-    ),
-]
-
-
-@pytest.mark.parametrize(("node", "name", "kw"), CANONICAL, ids=[c[1] for c in CANONICAL])
-def test_layout_and_size_are_torchvisions(node: dict, name: str, kw: dict) -> None:
-    ours, theirs = meta_build(node), torchvision_model(name, **kw)
-    assert convs(ours) == convs(theirs)
-    assert n_params(ours) == n_params(theirs)
-
-
-@pytest.mark.parametrize(
-    ("node", "expected"),
-    [
-        ({"name": "resnet", "arch": "resnext50_32x4d"}, 25_028_904),
-        ({"name": "mobilenet", "arch": "mobilenet_v2"}, 3_504_872),
-        ({"name": "shufflenet", "arch": "shufflenet_v2_x1_0"}, 2_278_604),
-        ({"name": "googlenet", "arch": "googlenet_torchvision"}, 6_624_904),
-        ({"name": "mobilenet", "arch": "mobilenet_v1"}, 4_231_976),  # the paper's 4.2M
-        ({"name": "resnet", "arch": "resnet50", "se": True}, 28_088_024),  # Hu et al.: 28.1M
-    ],
-    ids=lambda v: v["arch"] + ("-se" if v.get("se") else "") if isinstance(v, dict) else "",
-)
-def test_imagenet_sizes_pinned(node: dict, expected: int) -> None:
-    assert n_params(meta_build(node)) == expected
+from test_models import convs, image_info, meta_build, n_params
 
 
 def test_googlenet_is_the_papers_with_5x5_kernels() -> None:
@@ -131,46 +54,6 @@ def test_squeeze_excite_weighs_channels() -> None:
     assert scale.min() > 0 and scale.max() < 1
     model = build_model({"name": "resnet", "se": True}, image_info())
     assert sum(isinstance(m, SqueezeExcite) for m in model.modules()) == 9  # one per block
-
-
-# --- shapes ---------------------------------------------------------------------------------
-NEW_NODES = [
-    {"name": "mlp"},
-    {"name": "mlp", "hidden": [], "init": "xavier_uniform"},
-    {"name": "mobilenet", "arch": "mobilenet_v1", "width_mult": 0.25},
-    {"name": "mobilenet", "width_mult": 0.25},
-    {"name": "shufflenet", "arch": "shufflenet_v2_x0_5", "activation": "maxout"},
-    {"name": "googlenet", "factorize": True},
-    {"name": "lenet", "conv": "local", "activation": "maxout"},
-    {"name": "resnet", "arch": "resnext50_32x4d", "se": True},
-    {"name": "resnet", "arch": "resnet18", "dilation": [False, False, True]},
-    {"name": "resnet", "dilation": [1, 2, 5], "shortcut": "none", "activation": "elu"},
-    {"name": "resnet", "activation": "maxout", "maxout_pieces": 3, "se": True},
-    {"name": "mobilenet", "arch": "mobilenet_v1", "width_mult": 0.25, "activation": "maxout"},
-]
-IDS = ["-".join(str(v) for v in n.values()).replace(" ", "") for n in NEW_NODES]
-
-
-@pytest.mark.parametrize("node", NEW_NODES, ids=IDS)
-def test_builds_from_8_to_224_on_1_and_3_channels(node: dict) -> None:
-    sizes = [(8, 1), (8, 3), (15, 3), (32, 1), (63, 1), (64, 3), (224, 1), (224, 3)]
-    for size, channels in sizes:  # meta tensors: shapes without the compute
-        with torch.device("meta"):
-            model = build_model(node, image_info(size, channels, classes=7))
-            y = model(torch.zeros(2, channels, size, size))
-        assert y.shape == (2, 7), (size, channels)
-
-
-@pytest.mark.parametrize("node", NEW_NODES, ids=IDS)
-def test_forward_and_backward(node: dict) -> None:
-    torch.manual_seed(0)
-    for size, channels in ((8, 3), (16, 1)):
-        model = build_model(node, image_info(size, channels, classes=5))
-        y = model(torch.randn(2, channels, size, size))
-        assert y.shape == (2, 5)
-        y.square().mean().backward()
-        grads = [p.grad for p in model.parameters()]
-        assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
 
 # --- MLP and maxout -------------------------------------------------------------------------
