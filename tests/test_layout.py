@@ -83,3 +83,14 @@ def test_one_place_builds_a_model_from_a_config():
         if isinstance(n, ast.Call) and getattr(n.func, "id", None) == "build_model"
     ]
     assert calls == ["dlx.engine.build"]
+
+
+def test_the_config_is_read_by_few_modules():
+    """OmegaConf at the entry (the spec's parse), in the schema check (the registry), where
+    Hydra's files are read (run dirs) and in the Hydra app; below the spec, typed parts."""
+    readers = {
+        _name(p) for p in MODULES if "omegaconf" in p.read_text() or "DictConfig" in p.read_text()
+    }
+    allowed = {"dlx.engine.spec", "dlx.registry", "dlx.engine.rundirs"}
+    allowed |= {"dlx.sweep.app", "dlx.sweep.hydra_errors"}
+    assert readers <= allowed, readers - allowed

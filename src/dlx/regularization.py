@@ -219,7 +219,8 @@ class Regularization:
         return "l1" in self.cfg or "l2" in self.cfg
 
     def model_config(self, node: Any) -> Any:
-        """The model's config node with ``dropout`` set to ``regularization.dropout.p``.
+        """The model's parsed config with ``dropout`` set to ``regularization.dropout.p``
+        (``node`` itself without that regularizer).
 
         Every model's YAML lists its schema's keys, so a model has dropout layers exactly
         when its node has a ``dropout`` key."""
@@ -230,9 +231,11 @@ class Regularization:
                 f"regularization.dropout: model={node.get('name')} has no dropout layers; "
                 "drop it from the list or pick a model with dropout"
             )
-        from omegaconf import OmegaConf
+        from dlx.models import MODELS
 
-        return OmegaConf.merge(node, {"dropout": self.dropout})
+        cfg = MODELS.parse(node)
+        cfg.dropout = self.dropout
+        return cfg
 
     def attach(self, model: nn.Module) -> None:
         """Pick the parameters that penalties and constraints touch."""

@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import DictConfig
-
 from dlx.augment.tta import TTA
 from dlx.engine.monitor import DEFAULT_MONITOR, resolve_mode
 from dlx.errors import UsageError
@@ -16,7 +14,7 @@ from dlx.registry import check
 ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "trainer")
 
 
-def check_root(cfg: DictConfig) -> None:
+def check_root(cfg: Any) -> None:
     """Unknown top-level keys (``+foo=1``) are a usage error, not silently ignored."""
     for key in cfg:
         if key not in ROOT_KEYS:

@@ -46,20 +46,15 @@ def config_diff(a: Mapping[str, Any], b: Mapping[str, Any]) -> list[tuple[str, A
 
 def load_config(run_dir: Path, label: str) -> dict[str, Any]:
     """The run's saved config as plain data (interpolations resolved where they can be)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from dlx.engine.rundirs import read_config
 
     path = Path(run_dir) / ".hydra" / "config.yaml"
     if not path.is_file():
         raise UsageError(f"{label}={run_dir}: not a dlx run dir (no .hydra/config.yaml)")
     try:
-        cfg = OmegaConf.load(path)
-    except (OmegaConfBaseException, ValueError) as e:
+        return read_config(path)
+    except ValueError as e:
         raise UsageError(f"{label}={run_dir}: unreadable .hydra/config.yaml ({e})") from None
-    try:
-        return OmegaConf.to_container(cfg, resolve=True)
-    except OmegaConfBaseException:
-        return OmegaConf.to_container(cfg, resolve=False)
 
 
 def metric_rows(sa: Mapping[str, Any], sb: Mapping[str, Any]) -> list[tuple[str, Any, Any]]:

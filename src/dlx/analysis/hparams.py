@@ -25,16 +25,10 @@ METRICS += ("val/ppl", "test/ppl")  # language models (model=charlm)
 
 def run_hparams(run_dir: Path) -> dict[str, Any]:
     """A run's hyperparameters as its HParams session holds them (the flattened config)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
     from dlx.engine.board import flatten
+    from dlx.engine.rundirs import read_config
 
-    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
-    try:
-        return flatten(OmegaConf.to_container(cfg, resolve=True))
-    except OmegaConfBaseException:  # an interpolation that only resolved inside its run
-        return flatten(OmegaConf.to_container(cfg, resolve=False))
+    return flatten(read_config(Path(run_dir) / ".hydra" / "config.yaml"))
 
 
 def overridden_keys(overrides: list[str], keys: list[str]) -> set[str]:

@@ -15,6 +15,7 @@ averages the gradients, so a step equals the single-process step on the global b
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -27,7 +28,6 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from dlx.errors import UsageError
@@ -99,12 +99,13 @@ def start(
     devices: int,
     device: torch.device,
     batch_size: int,
-    cfg: DictConfig,
+    config: dict[str, Any],
     run_dir: Path,
     resume: bool,
 ) -> tuple[Dist, Path]:
     """Join (or, for ``trainer.devices=N``, start) the process group; return this rank's
-    place and the run dir all ranks share."""
+    place and the run dir all ranks share (``config``, resolved, goes to the ranks it
+    starts)."""
     world = check(devices, device, batch_size)
     if world == 1:
         return Dist(), run_dir
@@ -115,7 +116,7 @@ def start(
         os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
         os.environ.update(WORLD_SIZE=str(world), RANK="0", LOCAL_RANK="0")
         ctx = Dist(0, world, 0)
-        ctx.workers = _spawn(world, cfg, run_dir, resume)
+        ctx.workers = _spawn(world, config, run_dir, resume)
     if device.type == "cuda":
         torch.cuda.set_device(ctx.local_rank)
     else:
@@ -126,9 +127,11 @@ def start(
     return ctx, _shared_run_dir(ctx, run_dir)
 
 
-def _spawn(world: int, cfg: DictConfig, run_dir: Path, resume: bool) -> list[subprocess.Popen]:
+def _spawn(
+    world: int, config: dict[str, Any], run_dir: Path, resume: bool
+) -> list[subprocess.Popen]:
     """Start ranks 1..world-1 as ``python -m dlx.engine.worker`` with the resolved config."""
-    text = OmegaConf.to_yaml(cfg, resolve=True)
+    text = json.dumps(config)
     procs = []
     for rank in range(1, world):
         env = {

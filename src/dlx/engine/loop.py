@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 
 from dlx.engine import checkpoint, distributed
 from dlx.engine.board import stderr_line
@@ -87,9 +86,7 @@ OUTCOMES: dict[type[BaseException], Status] = {
 RERAISE = (UsageError, KeyboardInterrupt)
 
 
-def run(
-    cfg: DictConfig, run_dir: Path, *, resume: bool = False, quiet: bool = False
-) -> dict[str, Any]:
+def run(cfg: Any, run_dir: Path, *, resume: bool = False, quiet: bool = False) -> dict[str, Any]:
     """Train as ``cfg`` says, in ``run_dir``; return the summary (also in summary.json).
 
     ``quiet`` leaves out the end-of-run table (in-process callers such as benchmarks). With
@@ -106,7 +103,7 @@ def run(
             spec = parse(cfg)
             device = pick_device(spec.trainer.device)
             ctx, run_dir = distributed.start(
-                spec.trainer.devices, device, spec.batch_size, cfg, run_dir, resume
+                spec.trainer.devices, device, spec.batch_size, spec.config, run_dir, resume
             )
             stack.callback(distributed.finish, ctx)
             if ctx.enabled and device.type == "cuda":

@@ -94,9 +94,9 @@ class Run:
     @property
     def cfg(self) -> Any:
         """The config resolved, as an OmegaConf node (users' callbacks; dlx reads ``spec``)."""
-        from omegaconf import OmegaConf
+        from dlx.engine.rundirs import config_node
 
-        return OmegaConf.create(self.spec.config)
+        return config_node(self.spec.config)
 
     @property
     def info(self) -> DataInfo:

@@ -14,6 +14,30 @@ from dlx.errors import UsageError
 from dlx.status import Status
 
 
+def read_config(path: Path) -> dict[str, Any]:
+    """A saved config (``.hydra/config.yaml``) as plain data, its interpolations resolved
+    where they can be (one that resolved only inside its run stays as written); an
+    unreadable file is a ``ValueError``."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = OmegaConf.load(path)
+    except (OmegaConfBaseException, ValueError) as e:
+        raise ValueError(str(e)) from None
+    try:
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    except OmegaConfBaseException:
+        return OmegaConf.to_container(cfg, resolve=False)  # type: ignore[return-value]
+
+
+def config_node(config: dict[str, Any]) -> Any:
+    """``config`` as an OmegaConf node (``Run.cfg``, for users' callbacks)."""
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(config)
+
+
 def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     """The run's saved config (``.hydra/config.yaml``) with ``key=value`` overrides applied."""
     from omegaconf import DictConfig, OmegaConf

@@ -42,13 +42,15 @@ class RunSpec:
 
 
 def parse(cfg: Any) -> RunSpec:
-    """The spec of ``cfg`` (a composed Hydra config); a bad key or value is a ``UsageError``."""
+    """The spec of ``cfg`` (a composed Hydra config, or its resolved ``dict``); a bad key or
+    value is a ``UsageError``."""
     from omegaconf import OmegaConf
 
     from dlx.augment import AUGMENTS
     from dlx.optim import OPTIMIZERS
     from dlx.sched import SCHEDULES
 
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg  # a spawned rank's
     check_root(cfg)
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
     data, model, regularization = parse_model(cfg)

@@ -3,11 +3,10 @@ Hydra."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
-
-from omegaconf import DictConfig, OmegaConf
 
 from dlx.engine.distributed import CONFIG_ENV, RESUME_ENV, RUN_DIR_ENV
 from dlx.errors import UsageError
@@ -18,8 +17,7 @@ def main() -> int:
     """Train this rank with the resolved config rank 0 put in the environment."""
     from dlx.engine.loop import run
 
-    cfg = OmegaConf.create(os.environ[CONFIG_ENV])
-    assert isinstance(cfg, DictConfig)
+    cfg = json.loads(os.environ[CONFIG_ENV])  # the resolved config: parsed as rank 0 parsed it
     resume = os.environ.get(RESUME_ENV) == "1"
     try:
         summary = run(cfg, Path(os.environ[RUN_DIR_ENV]), resume=resume)

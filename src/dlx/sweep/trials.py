@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -310,7 +309,7 @@ def pruning_line(trials: list[dict[str, Any]]) -> str:
 class SweepCallback(Callback):
     """Hydra callback: ``sweep.json``, ``best.yaml`` and the leaderboard when a sweep ends."""
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+    def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
         from dlx.sweep import outcome
 
         result = finish(Path(config.hydra.sweep.dir))
