@@ -160,7 +160,8 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_study(args: list[str]) -> int:
-    from dlx.analysis.study import print_list, run_study
+    from dlx.analysis.settle import run_study
+    from dlx.analysis.study import print_list
 
     dirs, rest = [], []
     it = iter(args)

@@ -11,11 +11,12 @@ by ``dlx.analysis.sequential``.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlx.analysis import sequential
-from dlx.analysis.study import hydra_value, seed_order, sweep_args
+from dlx.analysis.study import find, hydra_value, load, options, seed_order, sweep_args
 from dlx.analysis.verdicts import judge, line
 
 if TYPE_CHECKING:
@@ -127,3 +128,15 @@ def method(study: Study, planned: list[int]) -> str:
             "under the repeated looks."
         )
     return text
+
+
+def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
+    """Sweep, (rounds of more seeds,) report, verdicts; written to ``OUT/verdicts.txt`` too.
+    The sweep's exit code."""
+    study = load(find(name, config_dirs))
+    opts, extra = options(study, extra)
+    given = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.sweep.dir=")]
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    out = Path(given[0]) if given else Path("outputs/studies") / f"{name}-{stamp}"
+    extra = [o for o in extra if not o.startswith("hydra.sweep.dir=")]
+    return run(study, extra, config_dirs, out, opts)

@@ -13,7 +13,6 @@ rounds with α spent across the looks (``dlx.analysis.settle``, ``dlx.analysis.s
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -214,20 +213,6 @@ def seed_order(study: Study, max_seeds: int) -> list[int]:
     """The study's seeds, then new ones (after its largest) up to ``max_seeds`` per group."""
     more = range(max(study.seeds) + 1, max(study.seeds) + 1 + max_seeds - len(study.seeds))
     return [*study.seeds, *more]
-
-
-def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
-    """Sweep, (rounds of more seeds,) report, verdicts; written to ``OUT/verdicts.txt`` too.
-    The sweep's exit code."""
-    from dlx.analysis import settle
-
-    study = load(find(name, config_dirs))
-    opts, extra = options(study, extra)
-    given = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.sweep.dir=")]
-    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
-    out = Path(given[0]) if given else Path("outputs/studies") / f"{name}-{stamp}"
-    extra = [o for o in extra if not o.startswith("hydra.sweep.dir=")]
-    return settle.run(study, extra, config_dirs, out, opts)
 
 
 def print_list(config_dirs: list[Path]) -> None:
