@@ -69,8 +69,8 @@ def bare_loop(epochs: int, batch_size: int, make_model: Callable | None = None) 
 
 def dlx_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -> float:
     """Samples per second inside dlx's training steps (its own summary figure)."""
+    import dlx.engine.build
     import dlx.engine.loop
-    import dlx.engine.run
     from dlx.commands.runs import compose
 
     cfg = compose(
@@ -81,13 +81,13 @@ def dlx_loop(epochs: int, batch_size: int, make_model: Callable | None = None) -
             "trainer.progress=false",
         ]
     )
-    catalogue = dlx.engine.run.build_model
-    dlx.engine.run.build_model = make_model or catalogue
+    catalogue = dlx.engine.build.model_of  # the one place a run's model is built
+    dlx.engine.build.model_of = make_model or catalogue
     try:
         with tempfile.TemporaryDirectory() as d:
             summary = dlx.engine.loop.run(cfg, Path(d), quiet=True)
     finally:
-        dlx.engine.run.build_model = catalogue
+        dlx.engine.build.model_of = catalogue
     return summary["samples_per_s"]
 
 
