@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from dlx.sweep import job
+from dlx.sweep import leaderboard as board
 from dlx.sweep import trials as sweep
 
 TINY = [
@@ -31,7 +32,7 @@ def read_sweep(sweep_dir: Path) -> dict:
 
 
 def values(trials: list[dict], key: str) -> list[str]:
-    return [sweep.parse_overrides(t["overrides"])[key] for t in trials]
+    return [board.parse_overrides(t["overrides"])[key] for t in trials]
 
 
 def hparams_sessions(sweep_dir: Path) -> dict[str, tuple[dict, str | None]]:
@@ -272,9 +273,9 @@ def test_swept_keys_and_ranking():
             ]
         )
     ]
-    assert sweep.swept_keys(trials) == ["optim", "regularization"]
-    assert [t["number"] for t in sweep.ranked(trials)] == [2, 0, 1]
-    assert [t["number"] for t in sweep.ranked(trials, "min")] == [0, 2, 1]
+    assert board.swept_keys(trials) == ["optim", "regularization"]
+    assert [t["number"] for t in board.ranked(trials)] == [2, 0, 1]
+    assert [t["number"] for t in board.ranked(trials, "min")] == [0, 2, 1]
 
 
 def test_ctrl_c_stops_the_whole_sweep_with_exit_130(tmp_path):
