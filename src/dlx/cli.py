@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dlx.errors import RunFailed, UsageError
+from dlx.errors import RunFailed, Signalled, UsageError
 
 HELP = """\
 usage: dlx COMMAND [ARGS]
@@ -265,6 +265,28 @@ def _drop_train_from_comp_line() -> None:
     os.environ["COMP_POINT"] = str(max(len(m.group(1)), point - len(m.group(2))))
 
 
+def _raise_on_signals() -> None:
+    """SIGTERM and SIGHUP (a closed terminal) stop a command as Ctrl-C does, so what it holds
+    is closed and the exit code says which signal (training installs its own handlers)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise Signalled(signum)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop)
+
+
+def _interrupted(command: str, e: KeyboardInterrupt) -> int:
+    """The exit code of a command stopped by a signal (128 + its number), said on one line."""
+    import signal
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    print(f"dlx {command}: interrupted ({name}); files written so far are kept", file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -285,12 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
         sys.exit(2)
+    _raise_on_signals()
     try:
         code = COMMANDS[command](args)
     except (UsageError, RunFailed) as e:
         _print_error(command, str(e))
         code = e.exit_code
-    except KeyboardInterrupt:  # a second Ctrl-C
-        code = 130  # SIGINT's
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C outside training, or a second one
+        code = _interrupted(command, e)
     sys.exit(code)

@@ -9,8 +9,10 @@ is printed and written to ``DIR/report/report.md`` beside PNG figures (``dlx.ana
 
 from __future__ import annotations
 
+import csv
 import math
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,9 +136,19 @@ def load_runs(root: Path) -> list[RunRecord]:
 
     records = []
     for d in find_runs(root):
-        info = read_run(d)
-        config = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
-        rows = [{k: float(v) for k, v in r.items() if v != ""} for r in read_rows(d / FILE)]
+        try:
+            info = read_run(d)
+            config = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
+            if not isinstance(config, dict):
+                raise ValueError(".hydra/config.yaml is not a mapping")
+            rows = [
+                {k: float(v) for k, v in r.items() if v not in ("", None)}
+                for r in read_rows(d / FILE)
+            ]
+        except (OSError, ValueError, TypeError, AttributeError, csv.Error, yaml.YAMLError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            print(f"dlx report: skipped damaged run {d} ({reason})", file=sys.stderr)
+            continue
         overrides = dict(o.split("=", 1) if "=" in o else (o, "") for o in info["overrides"])
         records.append(RunRecord(d, overrides, info["status"], info, rows, config))
     return records

@@ -80,12 +80,18 @@ def evaluate_run(cfg: Any, run_dir: Path, which: str = "best.pt") -> dict[str, f
     """Metrics of the run's ``which`` checkpoint on the val and test splits (``dlx eval``)."""
     from dlx.data import build_data
     from dlx.engine.device import autocast_for, pick_device
+    from dlx.errors import UsageError
     from dlx.registry import to_schema
     from dlx.trainer import TrainerConfig
 
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
     device = pick_device(trainer.device)
     data = build_data(cfg.data, device)
+    if trainer.tta != "none" and data.info.kind != "image":  # as dlx train refuses it
+        raise UsageError(
+            f"trainer.tta={trainer.tta}: data={data.info.name} is a sequence task; "
+            "use trainer.tta=none"
+        )
     model = load_model(cfg, run_dir, data.info, device, which)
     task = task_of(model, data.info)
     objective = build_objective(data.info, task)

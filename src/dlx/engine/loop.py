@@ -12,6 +12,7 @@ progress bar, checkpoints, early stopping, the profiler, a user's own features) 
 from __future__ import annotations
 
 import gc
+import os
 import time
 import traceback
 from contextlib import ExitStack
@@ -22,7 +23,7 @@ import torch
 from omegaconf import DictConfig
 
 from dlx.data import DATASETS
-from dlx.engine import checkpoint, distributed
+from dlx.engine import checkpoint, distributed, runlock
 from dlx.engine.board import stderr_line
 from dlx.engine.device import pick_device
 from dlx.engine.distributed import Dist
@@ -98,6 +99,13 @@ def run(
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") != "0":  # a rank rank 0 started: rank 0 holds the lock
+        return _run(cfg, run_dir, resume, quiet)
+    with runlock.hold(run_dir):  # refused if another process trains this dir now
+        return _run(cfg, run_dir, resume, quiet)
+
+
+def _run(cfg: DictConfig, run_dir: Path, resume: bool, quiet: bool) -> dict[str, Any]:
     started = time.time()
     ctx, device, r, signal = Dist(), None, None, None
     summary: dict[str, Any] = {}
@@ -127,6 +135,7 @@ def run(
             summary.update(_summary(r, status, error, started, device, ctx, run_dir))
             if signal is not None:
                 summary["signal"] = signal
+                summary["stopped_in"] = r.phase if r is not None else "setup"
             if summary["status"] in ("failed", "diverged") or error is not None:
                 distributed.kill_workers(ctx)  # a rank that failed alone would leave the rest
             if ctx.main:

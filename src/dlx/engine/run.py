@@ -87,6 +87,7 @@ class Run:
     tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
     epoch_lr: float = 0.0  # the lr of the epoch just finished (before an epoch-wise schedule)
     speed: Throughput = field(default_factory=Throughput)
+    phase: str = "setup"  # train, validation or test: where a signal stopped the run
     writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
     config: dict[str, Any] = field(default_factory=dict)  # cfg resolved, as checkpoints keep it
     _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
@@ -114,6 +115,7 @@ class Run:
 
     # --- the loop's vocabulary ---------------------------------------------------------------
     def start_epoch(self) -> None:
+        self.phase = "train"
         self.train_model.train()
         if self.state.batch == 0:
             self.meter.reset()
@@ -197,6 +199,7 @@ class Run:
         )
 
     def validate(self) -> dict[str, float]:
+        self.phase = "validation"
         return evaluate(
             self.eval_model,
             self.data,
@@ -213,6 +216,7 @@ class Run:
     def test(self) -> dict[str, float]:
         """The best checkpoint's figures on the test split."""
         self.writer.wait()
+        self.phase = "test"
         best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
         self.model.load_state_dict(best["model"])
         return evaluate(
@@ -224,6 +228,7 @@ class Run:
             self.autocast,
             limit=1 if self.trainer.fast_dev_run else None,
             tta=self.trainer.tta,
+            check_stop=self.signals.per_batch,
             batch_size=self.eval_batch,
         )
 
@@ -298,6 +303,20 @@ def metric(metrics: dict[str, float], name: str, key: str) -> float:
     return metrics[name]
 
 
+def empty_split(node: DictConfig, data: DataModule) -> str:
+    """The line for a split left without a batch: names the data keys that size it."""
+    split = "val" if data.num_batches("train", drop_last=True) else "train"
+    keys = [
+        f"data.{k}={node[k]}"
+        for k in ("batch_size", "val_fraction", "test_fraction", "train_fraction")
+        if k in node
+    ]
+    return (
+        f"{', '.join(keys)}: leave the {split} split without a full batch; lower "
+        f"data.batch_size or the split fractions (val_fraction + test_fraction well below 1)"
+    )
+
+
 def build_run(
     cfg: DictConfig,
     trainer: TrainerConfig,
@@ -326,6 +345,8 @@ def build_run(
     data = OverfitData(data, trainer.overfit_batches) if trainer.overfit_batches else data
     steps = data.num_batches("train", drop_last=True) // trainer.accumulate_grad_batches
     steps = min(steps, trainer.limit_train_batches or steps)
+    if data.num_batches("train", drop_last=True) == 0 or data.num_batches("val") == 0:
+        raise UsageError(empty_split(cfg.data, data))
     if steps == 0:
         raise UsageError(
             f"trainer.accumulate_grad_batches={trainer.accumulate_grad_batches}: more than "

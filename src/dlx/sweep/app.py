@@ -30,6 +30,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
 
     from dlx.engine.loop import run
     from dlx.errors import UsageError
+    from dlx.sweep.guard import drop_unstarted
 
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
@@ -37,6 +38,8 @@ def train(cfg: DictConfig) -> float | list[float] | None:
     try:
         summary = sweep_trial(cfg, run_dir, hc) if trial else run(cfg, run_dir)
     except UsageError as e:  # reported by the CLI as one line, exit 2
+        if not trial:
+            drop_unstarted(run_dir)  # refused before training: no run dir left behind
         outcome.report(f"usage-{hc.job.num if trial else 0}.json", {"error": str(e)})
         return None
     if not trial:
@@ -60,12 +63,20 @@ def train(cfg: DictConfig) -> float | list[float] | None:
 
 
 def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
-    """One trial of a sweep: the recorded summary of a finished earlier run, else a run."""
-    from dlx.engine.loop import run
+    """One trial of a sweep: the recorded summary of a finished earlier run, else a run.
 
+    The trial's lock is taken first: a restarted sweep waits for a trial that an orphaned
+    worker of the dead one still trains (its watchdog stops it within seconds), then finds
+    it recorded or resumes it, never trains it twice at once."""
+    from dlx.engine import runlock
+    from dlx.engine.loop import run
+    from dlx.sweep.watchdog import GRACE_S, POLL_S, watch_main
+
+    watch_main()
     overrides = list(hc.overrides.task)
-    summary = sweep.recorded(run_dir, overrides)
-    if summary is not None:
-        return summary
-    sweep.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
-    return run(cfg, run_dir, resume=sweep.start_trial(run_dir, overrides))
+    with runlock.hold(run_dir, wait_s=4 * (GRACE_S + POLL_S)):
+        summary = sweep.recorded(run_dir, overrides)
+        if summary is not None:
+            return summary
+        sweep.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
+        return run(cfg, run_dir, resume=sweep.start_trial(run_dir, overrides))
