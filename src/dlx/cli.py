@@ -18,6 +18,7 @@ Config-driven deep-learning experiments: PyTorch models, Hydra configs, TensorBo
 commands:
   train [OVERRIDES]        one run; Hydra overrides, e.g. model=resnet optim=adam optim.lr=3e-4
   train -m [OVERRIDES]     a sweep: grid (optim=sgd,adam), random or TPE (sweep=random|tpe)
+  check [OVERRIDES]        validate a run's config as train does, without running it
   resume RUN_DIR           continue an interrupted or killed run in place, with its saved config
   eval RUN_DIR [OVERRIDES] evaluate the run's best checkpoint on the test split
   eval RUN_DIR RUN_DIR… [OVERRIDES]
@@ -51,6 +52,21 @@ def cmd_train(args: list[str]) -> int:
     from dlx.sweep.launch import train
 
     return train(args)
+
+
+def cmd_check(args: list[str]) -> int:
+    """``dlx check OVERRIDES``: the checks ``dlx train`` makes before a run dir (Hydra's
+    parsing and composition, every group's schema, interpolations), then stop: exit 0 or 2."""
+    from dlx.sweep.guard import CHECK_ONLY_ENV
+    from dlx.sweep.launch import train
+
+    if any(a in ("-m", "--multirun") for a in args):
+        raise UsageError("dlx check takes one run's overrides (no -m)")
+    os.environ[CHECK_ONLY_ENV] = "1"
+    try:
+        return train(args)
+    finally:
+        os.environ.pop(CHECK_ONLY_ENV, None)
 
 
 def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
@@ -237,6 +253,7 @@ def cmd_sample(args: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
+    "check": cmd_check,
     "resume": cmd_resume,
     "eval": cmd_eval,
     "runs": cmd_runs,

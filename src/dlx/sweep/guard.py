@@ -93,6 +93,14 @@ class Refused(BaseException):
     back into a ``UsageError`` by ``dlx.sweep.launch.train``."""
 
 
+class Checked(BaseException):
+    """``dlx check``: the config passed; stop before the run dir is made."""
+
+
+#: set by ``dlx check``: validate the single run's config, then stop (exit 0)
+CHECK_ONLY_ENV = "DLX_CHECK_ONLY"
+
+
 class RunGuard(Callback):
     """Hydra callback (``hydra.callbacks.dlx_guard``): check a single run before its dir."""
 
@@ -100,9 +108,12 @@ class RunGuard(Callback):
         from dlx.engine.validate import check_overrides, validate
 
         try:
-            check_overrides(list(OmegaConf.select(config, "hydra.overrides.task") or []))
+            task_overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
+            check_overrides([str(o) for o in task_overrides or []])
             task = task_config(config)
             validate(task)
+            if os.environ.get(CHECK_ONLY_ENV) == "1":
+                raise Checked
             overwrite = bool(OmegaConf.select(task, "trainer.overwrite", default=False))
             check_run_dir(Path(str(OmegaConf.select(config, "hydra.run.dir"))), overwrite)
         except UsageError as e:

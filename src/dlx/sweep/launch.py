@@ -36,7 +36,7 @@ def train(args: list[str]) -> int:
     from hydra.core.global_hydra import GlobalHydra
 
     from dlx.sweep import app, watchdog
-    from dlx.sweep.guard import Refused
+    from dlx.sweep.guard import Checked, Refused
     from dlx.sweep.outcome import Outcome, collecting
 
     sys.argv = ["dlx", *args]
@@ -49,6 +49,9 @@ def train(args: list[str]) -> int:
             raise
         except Refused as e:  # the config or the run dir, before the run dir was made
             raise UsageError(str(e)) from None
+        except Checked:  # dlx check: the config passed
+            print("config ok: dlx train would start a run with it")
+            return 0
         except KeyboardInterrupt as e:  # a sweep stopped by a signal, or a second Ctrl-C
             print("interrupted", file=sys.stderr)
             own = signal.Signals(e.signum).name if isinstance(e, Signalled) else "SIGINT"
