@@ -289,11 +289,12 @@ def finished(tmp_path_factory) -> Path:
     return root / "run"
 
 
+@pytest.mark.parametrize("text", ["", "model:\n  name: lenet\n  arch"])  # empty, truncated
 @pytest.mark.parametrize("command", [["eval"], ["export", "--format", "torchscript"]])
-def test_an_empty_saved_config_is_one_line(tmp_path, finished, command):
+def test_an_empty_or_truncated_saved_config_is_one_line(tmp_path, finished, command, text):
     run = tmp_path / "run"
     shutil.copytree(finished, run)
-    (run / ".hydra" / "config.yaml").write_text("")
+    (run / ".hydra" / "config.yaml").write_text(text)
     r = run_dlx(command[0], str(run), *command[1:], cwd=tmp_path)
     assert r.returncode == 2
     assert ".hydra/config.yaml" in _one_line(r.stderr)

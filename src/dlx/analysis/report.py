@@ -134,7 +134,7 @@ def load_runs(root: Path) -> list[RunRecord]:
     from dlx.callbacks.csvlog import FILE, read_rows
     from dlx.engine.rundirs import find_runs, read_run
 
-    records = []
+    records, damaged = [], []
     for d in find_runs(root):
         try:
             info = read_run(d)
@@ -147,10 +147,14 @@ def load_runs(root: Path) -> list[RunRecord]:
             ]
         except (OSError, ValueError, TypeError, AttributeError, csv.Error, yaml.YAMLError) as e:
             reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-            print(f"dlx report: skipped damaged run {d} ({reason})", file=sys.stderr)
+            damaged.append(f"{d} ({reason})")
             continue
         overrides = dict(o.split("=", 1) if "=" in o else (o, "") for o in info["overrides"])
         records.append(RunRecord(d, overrides, info["status"], info, rows, config))
+    if damaged and not records:
+        raise UsageError(f"DIR={root}: every run under it is damaged: {'; '.join(damaged)}")
+    for line in damaged:
+        print(f"dlx report: skipped damaged run {line}", file=sys.stderr)
     return records
 
 

@@ -15,13 +15,14 @@ from dlx.errors import UsageError
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     """The run's saved config (``.hydra/config.yaml``) with ``key=value`` overrides applied."""
+    import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     path = Path(run_dir) / ".hydra" / "config.yaml"
     try:
         cfg = OmegaConf.load(path)
-    except (OSError, ValueError, OmegaConfBaseException) as e:  # yaml errors are ValueErrors
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as e:
         reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
         raise UsageError(f"RUN_DIR={run_dir}: unreadable .hydra/config.yaml ({reason})") from None
     missing = [
