@@ -114,6 +114,8 @@ class RunGuard(Callback):
             validate(task)
             if os.environ.get(CHECK_ONLY_ENV) == "1":
                 raise Checked
+            if os.environ.get("RANK", "0") != "0":  # torchrun: rank 0's dir is the run's
+                return
             overwrite = bool(OmegaConf.select(task, "trainer.overwrite", default=False))
             check_run_dir(Path(str(OmegaConf.select(config, "hydra.run.dir"))), overwrite)
         except UsageError as e:
