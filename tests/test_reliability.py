@@ -309,3 +309,30 @@ def test_report_skips_and_names_a_run_with_a_corrupt_metrics_csv(tmp_path, finis
     assert "skipped damaged run bad" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "report" / "report.md").is_file()
     assert json.loads((tmp_path / "good" / "summary.json").read_text())["status"] == "completed"
+
+
+def test_a_run_dir_being_trained_is_locked_and_free_once_its_process_dies(tmp_path):
+    from dlx.engine import runlock
+    from dlx.errors import UsageError
+
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time; from dlx.engine import runlock\n"
+            "with runlock.hold(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
+            str(tmp_path),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout.readline().strip() == "held"
+    assert runlock.alive(tmp_path) is True
+    refused = pytest.raises(UsageError, match=f"being trained by pid {holder.pid} on ")
+    with refused, runlock.hold(tmp_path, wait_s=0.3):
+        pass
+    holder.kill()  # SIGKILL: the kernel drops the lock
+    holder.wait()
+    assert runlock.alive(tmp_path) is False
+    with runlock.hold(tmp_path):
+        assert runlock.alive(tmp_path) is True

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal as signal_module
 import time
 import traceback
 from contextlib import ExitStack
@@ -147,7 +148,9 @@ def _outcome(e: BaseException, ctx: Dist, run_dir: Path) -> tuple[str, str | Non
     """The status for exception ``e``, the error line and the signal for the summary."""
     status = next((s for kind, s in OUTCOMES.items() if isinstance(e, kind)), None)
     if status == "interrupted":
-        return status, None, str(e) if isinstance(e, Interrupted) else "SIGINT"
+        if isinstance(e, Interrupted):
+            return status, None, str(e)
+        return status, None, signal_module.Signals(getattr(e, "signum", 2)).name  # SIGINT
     if status is not None:
         return status, str(e), None
     if ctx.main:  # anything else: the traceback in the run dir, one line in the summary

@@ -42,6 +42,7 @@ from dlx.engine.signals import StopSignals
 from dlx.engine.state import State, StopRequest, maybe_test_kill, snapshot, test_kill_due
 from dlx.engine.step import STEPS, PlainStep, StepResult
 from dlx.engine.syncbn import has_batchnorm, sync_batchnorm
+from dlx.engine.validate import empty_split
 from dlx.errors import UsageError
 from dlx.models import build_model
 from dlx.optim import build_optimizer
@@ -301,20 +302,6 @@ def metric(metrics: dict[str, float], name: str, key: str) -> float:
     if name not in metrics:
         raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
     return metrics[name]
-
-
-def empty_split(node: DictConfig, data: DataModule) -> str:
-    """The line for a split left without a batch: names the data keys that size it."""
-    split = "val" if data.num_batches("train", drop_last=True) else "train"
-    keys = [
-        f"data.{k}={node[k]}"
-        for k in ("batch_size", "val_fraction", "test_fraction", "train_fraction")
-        if k in node
-    ]
-    return (
-        f"{', '.join(keys)}: leave the {split} split without a full batch; lower "
-        f"data.batch_size or the split fractions (val_fraction + test_fraction well below 1)"
-    )
 
 
 def build_run(

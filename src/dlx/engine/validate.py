@@ -70,3 +70,17 @@ def validate(cfg: DictConfig) -> None:
             raise UsageError(f"{group}: no option chosen; choose one, e.g. {group}=NAME")
         registry.parse(cfg[group])
     Regularization(cfg.get("regularization"))
+
+
+def empty_split(node: DictConfig, data: Any) -> str:
+    """The line for a split left without a batch: names the data keys that size it."""
+    split = "val" if data.num_batches("train", drop_last=True) else "train"
+    keys = [
+        f"data.{k}={node[k]}"
+        for k in ("batch_size", "val_fraction", "test_fraction", "train_fraction")
+        if k in node
+    ]
+    return (
+        f"{', '.join(keys)}: leave the {split} split without a full batch; lower "
+        f"data.batch_size or the split fractions (val_fraction + test_fraction well below 1)"
+    )
