@@ -178,6 +178,20 @@ def test_a_signal_in_the_test_phase_stops_it_within_a_batch(tmp_path, sig, code)
     assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
 
 
+def test_ctrl_c_in_validation_stops_it_within_a_batch(tmp_path):
+    args = [a for a in LONG_TEST if not a.startswith("data.num_")]
+    args += ["data.num_train=8", "data.num_val=40000", "data.num_test=8"]
+    proc = _start(["train", *args, "trainer.limit_train_batches=1"], tmp_path)
+    _wait_for(lambda: any((tmp_path / "run").glob("events.out.tfevents.*")), proc)
+    time.sleep(3)  # one training step, then 40,000 validation batches
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    s = read_summary(tmp_path / "run")
+    assert s["status"] == "interrupted" and s["stopped_in"] == "validation"
+    assert (tmp_path / "run" / "checkpoints" / "last.pt").is_file()
+
+
 @pytest.fixture(scope="module")
 def long_eval_run(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("long")
