@@ -98,6 +98,8 @@ def to_schema(node: Any, schema: type, prefix: str) -> Any:
 
     fields = {f.name: f for f in dataclasses.fields(schema)}
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(data or {}, Mapping):
+        raise UsageError(f"{prefix}={data}: expected a group of keys ({prefix}.KEY=VALUE)")
     data = dict(data or {})
     for key in data:
         if key not in fields:

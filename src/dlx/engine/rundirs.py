@@ -25,9 +25,7 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as e:
         reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
         raise UsageError(f"RUN_DIR={run_dir}: unreadable .hydra/config.yaml ({reason})") from None
-    missing = [
-        k for k in ("model", "data", "trainer") if not isinstance(cfg, DictConfig) or k not in cfg
-    ]
+    missing = [k for k in ("model", "data", "trainer") if not _is_group(cfg, k)]
     if missing:
         raise UsageError(
             f"RUN_DIR={run_dir}: .hydra/config.yaml is empty or damaged (no {', '.join(missing)}); "
@@ -51,6 +49,14 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
         except OmegaConfBaseException as e:
             raise UsageError(f"{item}: {str(e).splitlines()[0]}") from None
     return cfg
+
+
+def _is_group(cfg: Any, key: str) -> bool:
+    """Whether ``cfg.key`` is a group of keys (a damaged file may hold a string there)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    node = cfg._get_node(key) if isinstance(cfg, DictConfig) and key in cfg else None
+    return node is not None and OmegaConf.is_dict(node)
 
 
 def find_runs(root: Path) -> list[Path]:

@@ -142,7 +142,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
         trainer = cfg.get("trainer") or {}
         monitor = info.get("monitor") or trainer.get("monitor", "val/acc")  # the run's own
         status = info["status"]
-        if finished and status == "running":
+        if finished and status in ("running", "dead"):  # no summary: failed before training
             status = "failed"
         trial = {
             "number": _trial_number(run_dir)[0] if run_dir.name.isdigit() else run_dir.name,
