@@ -137,7 +137,9 @@ def test_a_killed_sweep_takes_its_joblib_workers_along_and_a_restart_trains_each
     assert _sweep_processes(proc.pid)  # the workers are there
     proc.kill()  # SIGKILL: no handler runs in the main process
     proc.wait()
+    killed = time.monotonic()
     _wait_for(lambda: not _sweep_processes(proc.pid), timeout=10)  # all gone within 10 s
+    print(f"\nsweep workers gone {time.monotonic() - killed:.1f} s after SIGKILL")
 
     r = run_dlx(*args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr
