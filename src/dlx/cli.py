@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dlx.errors import RunFailed, UsageError
+from dlx.errors import RunFailed, Signalled, UsageError
 from dlx.status import SUCCEEDED
 
 HELP = """\
@@ -19,6 +19,7 @@ Config-driven deep-learning experiments: PyTorch models, Hydra configs, TensorBo
 commands:
   train [OVERRIDES]        one run; Hydra overrides, e.g. model=resnet optim=adam optim.lr=3e-4
   train -m [OVERRIDES]     a sweep: grid (optim=sgd,adam), random or TPE (sweep=random|tpe)
+  check [OVERRIDES]        validate a run's config as train does, without running it
   resume RUN_DIR           continue an interrupted or killed run in place, with its saved config
   eval RUN_DIR [OVERRIDES] evaluate the run's best checkpoint on the test split
   eval RUN_DIR RUN_DIR… [OVERRIDES]
@@ -52,6 +53,21 @@ def cmd_train(args: list[str]) -> int:
     from dlx.sweep.launch import train
 
     return train(args)
+
+
+def cmd_check(args: list[str]) -> int:
+    """``dlx check OVERRIDES``: the checks ``dlx train`` makes before a run dir (Hydra's
+    parsing and composition, every group's schema, interpolations), then stop: exit 0 or 2."""
+    from dlx.sweep.guard import CHECK_ONLY_ENV
+    from dlx.sweep.launch import train
+
+    if any(a in ("-m", "--multirun") for a in args):
+        raise UsageError("dlx check takes one run's overrides (no -m)")
+    os.environ[CHECK_ONLY_ENV] = "1"
+    try:
+        return train(args)
+    finally:
+        os.environ.pop(CHECK_ONLY_ENV, None)
 
 
 def _run_dir_arg(command: str, args: list[str]) -> tuple[Path, list[str]]:
@@ -239,6 +255,7 @@ def cmd_sample(args: list[str]) -> int:
 
 COMMANDS: dict[str, Callable[[list[str]], int]] = {
     "train": cmd_train,
+    "check": cmd_check,
     "resume": cmd_resume,
     "eval": cmd_eval,
     "runs": cmd_runs,
@@ -267,6 +284,28 @@ def _drop_train_from_comp_line() -> None:
     os.environ["COMP_POINT"] = str(max(len(m.group(1)), point - len(m.group(2))))
 
 
+def _raise_on_signals() -> None:
+    """SIGTERM and SIGHUP (a closed terminal) stop a command as Ctrl-C does, so what it holds
+    is closed and the exit code says which signal (training installs its own handlers)."""
+    import signal
+
+    def stop(signum: int, frame: object) -> None:
+        raise Signalled(signum)
+
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, stop)
+
+
+def _interrupted(command: str, e: KeyboardInterrupt) -> int:
+    """The exit code of a command stopped by a signal (128 + its number), said on one line."""
+    import signal
+
+    signum = getattr(e, "signum", signal.SIGINT)
+    name = signal.Signals(signum).name
+    print(f"dlx {command}: interrupted ({name}); files written so far are kept", file=sys.stderr)
+    return 128 + signum
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -287,12 +326,12 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
         sys.exit(2)
+    _raise_on_signals()
     try:
         code = COMMANDS[command](args)
     except (UsageError, RunFailed) as e:
         _print_error(command, str(e))
         code = e.exit_code
-    except KeyboardInterrupt:  # a second Ctrl-C
-        code = 130  # SIGINT's
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as e:  # Ctrl-C outside training, or a second one
+        code = _interrupted(command, e)
     sys.exit(code)

@@ -13,6 +13,7 @@ dataclass, and handed to the builder.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
@@ -51,6 +52,12 @@ def check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
     """Raise ``UsageError`` if ``value`` breaks the field's metadata."""
     if value is None:
         return
+    values = value if isinstance(value, list | tuple) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        allowed = _range_text(meta) if any(k in meta for k in ("ge", "gt", "le", "lt")) else ""
+        raise UsageError(
+            f"{key}={value}: not a finite number" + (f"; allowed: {allowed}" if allowed else "")
+        )
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         allowed = ", ".join(str(c) for c in choices)
@@ -91,6 +98,8 @@ def to_schema(node: Any, schema: type, prefix: str) -> Any:
 
     fields = {f.name: f for f in dataclasses.fields(schema)}
     data = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    if not isinstance(data or {}, Mapping):
+        raise UsageError(f"{prefix}={data}: expected a group of keys ({prefix}.KEY=VALUE)")
     data = dict(data or {})
     for key in data:
         if key not in fields:

@@ -19,6 +19,7 @@ class Status(StrEnum):
     FAILED = "failed"  # an error: error.log and the summary's ``error``
     PRUNED = "pruned"  # a sweep's pruner stopped the trial
     RUNNING = "running"  # no summary.json yet
+    DEAD = "dead"  # no summary.json and no process holds its lock (SIGKILL, a lost node)
 
 
 #: a success: the run is over and its figures stand (a resume leaves it alone)

@@ -63,6 +63,7 @@ class TrainerConfig:
     accumulate_grad_batches: int = field(default=1, metadata=check(ge=1))  # batches per step
     fast_dev_run: bool = False  # one train, val and test batch, one epoch, no checkpoints kept
     overfit_batches: int = field(default=0, metadata=check(ge=0))  # train+val on N batches
+    overwrite: bool = False  # hydra.run.dir holds a run: move it aside (DIR.old-<time>) first
 
     def validate(self, prefix: str) -> None:
         self.mode = resolve_mode(self.monitor, self.mode)

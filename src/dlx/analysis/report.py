@@ -10,6 +10,8 @@ The records it reads and groups are in ``dlx.analysis.records``.
 
 from __future__ import annotations
 
+import csv
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,13 +30,27 @@ def load_runs(root: Path) -> list[RunRecord]:
     from dlx.callbacks.csvlog import FILE, read_rows
     from dlx.engine.rundirs import find_runs, read_run
 
-    records = []
+    records, damaged = [], []
     for d in find_runs(root):
-        info = read_run(d)
-        config = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
-        rows = [{k: float(v) for k, v in r.items() if v != ""} for r in read_rows(d / FILE)]
+        try:
+            info = read_run(d)
+            config = yaml.safe_load((d / ".hydra" / "config.yaml").read_text()) or {}
+            if not isinstance(config, dict):
+                raise ValueError(".hydra/config.yaml is not a mapping")
+            rows = [
+                {k: float(v) for k, v in r.items() if v not in ("", None)}
+                for r in read_rows(d / FILE)
+            ]
+        except (OSError, ValueError, TypeError, AttributeError, csv.Error, yaml.YAMLError) as e:
+            reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+            damaged.append(f"{d} ({reason})")
+            continue
         overrides = dict(o.split("=", 1) if "=" in o else (o, "") for o in info["overrides"])
         records.append(RunRecord(d, overrides, info["status"], info, rows, config))
+    if damaged and not records:
+        raise UsageError(f"DIR={root}: every run under it is damaged: {'; '.join(damaged)}")
+    for line in damaged:
+        print(f"dlx report: skipped damaged run {line}", file=sys.stderr)
     return records
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from dlx.analysis.study import Study
 
 #: exit codes that stop a study (Ctrl-C, SIGTERM): no further round starts
-STOPPED = (130, 143)
+STOPPED = (129, 130, 143)  # SIGHUP, SIGINT, SIGTERM
 
 
 def claim_groups(study: Study) -> list[str]:

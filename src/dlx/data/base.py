@@ -191,7 +191,8 @@ class ImageDataConfig(ReadingConfig):
     num_classes: int | None = field(default=None, metadata=check(ge=1))
     image_size: int | None = field(default=None, metadata=check(ge=8, le=512))
     channels: int | None = field(default=None, metadata=check(choices=[1, 3]))
-    val_fraction: float = field(default=0.1, metadata=check(ge=0, lt=1))
+    # > 0: best.pt and the monitor follow val/* (0 would leave them nothing to follow)
+    val_fraction: float = field(default=0.1, metadata=check(gt=0, lt=1))
     # a seeded subset of the training split (val and test stay whole): small-data studies
     train_fraction: float = field(default=1.0, metadata=check(gt=0, le=1))
     split_seed: int = 0

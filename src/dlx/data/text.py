@@ -46,7 +46,8 @@ class TextConfig:
     batch_size: int = field(default=64, metadata=check(ge=1))
     seq_len: int = field(default=100, metadata=check(ge=1))
     blocks: int = field(default=20, metadata=check(ge=3))
-    val_fraction: float = field(default=0.05, metadata=check(ge=0, lt=0.5))
+    # > 0: best.pt and the monitor follow val/* (0 would leave them nothing to follow)
+    val_fraction: float = field(default=0.05, metadata=check(gt=0, lt=0.5))
     test_fraction: float = field(default=0.05, metadata=check(ge=0, lt=0.5))
     split_seed: int = field(default=0, metadata=check(ge=0))
 
@@ -55,9 +56,18 @@ def read_corpus(cfg: TextConfig) -> str:
     """The corpus text (case-folded with ``lowercase``)."""
     path = Path(cfg.path).expanduser() if cfg.path else TIME_MACHINE
     try:
-        text = path.read_text(encoding="utf-8", errors="replace")
+        raw = path.read_bytes()
     except OSError as e:
         raise UsageError(f"data.path={cfg.path}: cannot read it ({e.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UsageError(
+            f"data.path={cfg.path}: not UTF-8 text (byte {raw[e.start]:#04x} at offset "
+            f"{e.start}); data=text reads a plain-text corpus (convert it: iconv -t UTF-8)"
+        ) from None
+    if "\x00" in text:
+        raise UsageError(f"data.path={cfg.path}: a binary file (NUL bytes); give a text file")
     return text.lower() if cfg.lowercase else text
 
 

@@ -36,7 +36,7 @@ from dlx.engine.objective import Objective, build_objective, followed_monitor, t
 from dlx.engine.resume import resume_run
 from dlx.engine.run import Run
 from dlx.engine.signals import StopSignals
-from dlx.engine.spec import RunSpec
+from dlx.engine.spec import RunSpec, empty_split
 from dlx.engine.step import STEPS
 from dlx.engine.syncbn import has_batchnorm, sync_batchnorm
 from dlx.errors import RunFailed, UsageError
@@ -113,6 +113,8 @@ def build(
     regs.attach(model)
     optimizer = build_optimizer(spec.optim, model)
     data = OverfitData(data, t.overfit_batches) if t.overfit_batches else data
+    if data.num_batches("train", drop_last=True) == 0 or data.num_batches("val") == 0:
+        raise UsageError(empty_split(spec.data, data))
     steps = _steps_per_epoch(data, t)
     schedule = build_schedule(spec.sched, optimizer, steps, t.max_epochs, mode=t.mode)
     if (spec.augment or t.tta != "none") and data.info.kind != "image":
@@ -146,6 +148,11 @@ def _eval_parts(
     spec: RunSpec, device: torch.device, data: DataModule, regs: Regularization, model: nn.Module
 ) -> Parts:
     """Evaluation's parts: the plain objective, no augmentation (``trainer.tta`` checked)."""
+    if spec.trainer.tta != "none" and data.info.kind != "image":  # as training refuses it
+        raise UsageError(
+            f"trainer.tta={spec.trainer.tta}: data={data.info.name} is a sequence task; "
+            "use trainer.tta=none"
+        )
     task = task_of(model, data.info)
     objective = build_objective(data.info, task)
     objective.check_options(task, [], spec.trainer.tta)

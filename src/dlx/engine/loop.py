@@ -12,6 +12,8 @@ progress bar, checkpoints, early stopping, the profiler, a user's own features) 
 from __future__ import annotations
 
 import gc
+import os
+import signal as signal_module
 import time
 import traceback
 from contextlib import ExitStack
@@ -20,7 +22,7 @@ from typing import Any
 
 import torch
 
-from dlx.engine import checkpoint, distributed
+from dlx.engine import checkpoint, distributed, runlock
 from dlx.engine.board import stderr_line
 from dlx.engine.build import build_run
 from dlx.engine.device import pick_device
@@ -95,6 +97,13 @@ def run(cfg: Any, run_dir: Path, *, resume: bool = False, quiet: bool = False) -
     """
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if os.environ.get("RANK", "0") != "0":  # a rank rank 0 started: rank 0 holds the lock
+        return _run(cfg, run_dir, resume, quiet)
+    with runlock.hold(run_dir):  # refused if another process trains this dir now
+        return _run(cfg, run_dir, resume, quiet)
+
+
+def _run(cfg: Any, run_dir: Path, resume: bool, quiet: bool) -> dict[str, Any]:
     started = time.time()
     ctx, device, r, signal = Dist(), None, None, None
     summary: dict[str, Any] = {}
@@ -124,6 +133,7 @@ def run(cfg: Any, run_dir: Path, *, resume: bool = False, quiet: bool = False) -
             summary.update(_summary(r, status, error, started, device, ctx, run_dir))
             if signal is not None:
                 summary["signal"] = signal
+                summary["stopped_in"] = r.phase if r is not None else "setup"
             if summary["status"] in BROKEN or error is not None:
                 distributed.kill_workers(ctx)  # a rank that failed alone would leave the rest
             if ctx.main:
@@ -135,7 +145,9 @@ def _outcome(e: BaseException, ctx: Dist, run_dir: Path) -> tuple[str, str | Non
     """The status for exception ``e``, the error line and the signal for the summary."""
     status = next((s for kind, s in OUTCOMES.items() if isinstance(e, kind)), None)
     if status == Status.INTERRUPTED:
-        return status, None, str(e) if isinstance(e, Interrupted) else "SIGINT"
+        if isinstance(e, Interrupted):
+            return status, None, str(e)
+        return status, None, signal_module.Signals(getattr(e, "signum", 2)).name  # SIGINT
     if status is not None:
         return status, str(e), None
     if ctx.main:  # anything else: the traceback in the run dir, one line in the summary

@@ -87,6 +87,7 @@ class Run:
     tested: dict[str, float] = field(default_factory=dict)  # test/* of the best checkpoint
     epoch_lr: float = 0.0  # the lr of the epoch just finished (before an epoch-wise schedule)
     speed: Throughput = field(default_factory=Throughput)
+    phase: str = "setup"  # train, validation or test: where a signal stopped the run
     writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
     _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
     _first_batch: int = 0  # where this process entered the epoch (a resume: mid-way)
@@ -120,6 +121,7 @@ class Run:
 
     # --- the loop's vocabulary ---------------------------------------------------------------
     def start_epoch(self) -> None:
+        self.phase = "train"
         self.train_model.train()
         if self.state.batch == 0:
             self.meter.reset()
@@ -203,6 +205,7 @@ class Run:
         )
 
     def validate(self) -> dict[str, float]:
+        self.phase = "validation"
         return evaluate(
             self.eval_model,
             self.data,
@@ -219,6 +222,7 @@ class Run:
     def test(self) -> dict[str, float]:
         """The best checkpoint's figures on the test split."""
         self.writer.wait()
+        self.phase = "test"
         best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
         self.model.load_state_dict(best["model"])
         return evaluate(
@@ -230,6 +234,7 @@ class Run:
             self.autocast,
             limit=1 if self.trainer.fast_dev_run else None,
             tta=self.trainer.tta,
+            check_stop=self.signals.per_batch,
             batch_size=self.eval_batch,
         )
 

@@ -40,10 +40,22 @@ def config_node(config: dict[str, Any]) -> Any:
 
 def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     """The run's saved config (``.hydra/config.yaml``) with ``key=value`` overrides applied."""
+    import yaml
     from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
-    cfg = OmegaConf.load(Path(run_dir) / ".hydra" / "config.yaml")
+    path = Path(run_dir) / ".hydra" / "config.yaml"
+    try:
+        cfg = OmegaConf.load(path)
+    except (OSError, ValueError, yaml.YAMLError, OmegaConfBaseException) as e:
+        reason = getattr(e, "strerror", None) or str(e).splitlines()[0]
+        raise UsageError(f"RUN_DIR={run_dir}: unreadable .hydra/config.yaml ({reason})") from None
+    missing = [k for k in ("model", "data", "trainer") if not _is_group(cfg, k)]
+    if missing:
+        raise UsageError(
+            f"RUN_DIR={run_dir}: .hydra/config.yaml is empty or damaged (no {', '.join(missing)}); "
+            "a run dir's config is written by dlx train, restore it from a copy"
+        )
     OmegaConf.set_struct(cfg, True)
     for item in overrides or []:
         key, eq, value = item.partition("=")
@@ -64,22 +76,46 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
     return cfg
 
 
+def _is_group(cfg: Any, key: str) -> bool:
+    """Whether ``cfg.key`` is a group of keys (a damaged file may hold a string there)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    node = cfg._get_node(key) if isinstance(cfg, DictConfig) and key in cfg else None
+    return node is not None and OmegaConf.is_dict(node)
+
+
 def find_runs(root: Path) -> list[Path]:
     """Run dirs under ``root``: folders with a ``.hydra/config.yaml``."""
     return sorted(p.parent.parent for p in Path(root).rglob(".hydra/config.yaml"))
 
 
 def read_run(run_dir: Path) -> dict[str, Any]:
-    """What ``dlx runs`` shows of one run: its summary (or ``running``) and overrides."""
-    import yaml
+    """What ``dlx runs`` shows of one run: its summary (or ``running``, ``dead`` when it
+    was killed before writing one) and overrides."""
+    from dlx.engine.runlock import alive
 
     info: dict[str, Any] = {"dir": run_dir, "status": Status.RUNNING, "metrics": {}}
     summary = run_dir / "summary.json"
     if summary.is_file():
         try:
-            info.update(json.loads(summary.read_text()))
-        except json.JSONDecodeError:
+            data = json.loads(summary.read_text())
+            info.update(data if isinstance(data, dict) else {"status": "unreadable"})
+        except (OSError, ValueError):
             info["status"] = "unreadable"
-    overrides = run_dir / ".hydra" / "overrides.yaml"
-    info["overrides"] = yaml.safe_load(overrides.read_text()) if overrides.is_file() else []
+        if not isinstance(info.get("metrics"), dict):
+            info["metrics"] = {}
+    elif alive(run_dir) is False:  # no summary and nobody holds its lock: killed
+        info["status"] = Status.DEAD
+    info["overrides"] = _overrides(run_dir / ".hydra" / "overrides.yaml")
     return info
+
+
+def _overrides(path: Path) -> list[str]:
+    """The run's command-line overrides; none when the file is missing or damaged."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text()) if path.is_file() else []
+    except (OSError, yaml.YAMLError):
+        return []
+    return [str(o) for o in data] if isinstance(data, list) else []

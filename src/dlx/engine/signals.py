@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM during training: finish the step under way, save, stop."""
+"""Ctrl-C, SIGTERM and SIGHUP (a closed terminal, a dropped SSH session) during training:
+finish the step under way, save, stop."""
 
 from __future__ import annotations
 
@@ -11,11 +12,11 @@ import torch
 from dlx.engine import distributed
 from dlx.engine.distributed import Dist
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class Interrupted(Exception):
-    """Ctrl-C or SIGTERM: training stops after the current step."""
+    """Ctrl-C, SIGTERM or SIGHUP: training stops after the current step (or batch)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)

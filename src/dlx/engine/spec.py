@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from dlx.errors import UsageError
 from dlx.registry import to_schema
 from dlx.trainer import TrainerConfig, check_root
 
@@ -52,6 +53,10 @@ def parse(cfg: Any) -> RunSpec:
 
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg  # a spawned rank's
     check_root(cfg)
+    resolve_all(cfg)
+    for group in ("model", "optim", "sched", "data"):
+        if not OmegaConf.is_dict(cfg[group]) or not isinstance(cfg[group].get("name"), str):
+            raise UsageError(f"{group}: no option chosen; choose one, e.g. {group}=NAME")
     trainer = to_schema(cfg.trainer, TrainerConfig, "trainer")
     data, model, regularization = parse_model(cfg)
     augment = cfg.get("augment") or {}
@@ -87,3 +92,49 @@ def parse_run_dir(run_dir: Any, overrides: list[str] | None = None) -> RunSpec:
     from dlx.engine.rundirs import load_run_config
 
     return parse(load_run_config(run_dir, overrides))
+
+
+def resolve_all(cfg: Any) -> None:
+    """Resolve every interpolation; one that cannot be is a usage error naming its key."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or "config"
+        msg = str(e).splitlines()[0]
+        raise UsageError(f"{key}: cannot resolve its interpolation ({msg})") from None
+
+
+#: config groups that take one option (``regularization`` and ``augment`` take lists)
+SINGLE = ("model", "optim", "sched", "data", "trainer")
+
+
+def check_overrides(overrides: list[str]) -> None:
+    """A single-option group given a list (``optim=[sgd,adam]``, which Hydra would merge
+    into one node and then name a key of the wrong option) is refused by its own name."""
+    from dlx.sweep.hydra_errors import group_options
+
+    for item in overrides:
+        key, _, value = item.partition("=")
+        group = key.lstrip("+~")
+        if group in SINGLE and value.strip().startswith("["):
+            raise UsageError(
+                f"{group}={value}: takes one option, not a list; choose one of: "
+                f"{', '.join(group_options(group))} (a run each: dlx train -m {group}=a,b)"
+            )
+
+
+def empty_split(schema: Any, data: Any) -> str:
+    """The line for a split left without a batch: names the data keys that size it."""
+    split = "val" if data.num_batches("train", drop_last=True) else "train"
+    keys = [
+        f"data.{k}={getattr(schema, k)}"
+        for k in ("batch_size", "val_fraction", "test_fraction", "train_fraction")
+        if hasattr(schema, k)
+    ]
+    return (
+        f"{', '.join(keys)}: leave the {split} split without a full batch; lower "
+        f"data.batch_size or the split fractions (val_fraction + test_fraction well below 1)"
+    )

@@ -71,9 +71,28 @@ def _raised_in_hydra(e: BaseException) -> bool:
     return last is not None and "/hydra/" in last.tb_frame.f_code.co_filename
 
 
+#: characters Hydra's override grammar reads as syntax, or cannot read unquoted
+QUOTE_HINT = (
+    "; a value with spaces, non-ASCII letters or ()[]{},=:'\" in it must be quoted: "
+    "'key=\"value\"' (the outer quotes for the shell)"
+)
+
+
+def parse_error_line(override: str, text: str, args: list[str]) -> str:
+    """One line for an override Hydra's grammar cannot read, with the hint to quote."""
+    lines = [ln for ln in text.strip().splitlines() if ln.strip() and "hydra.cc" not in ln]
+    detail = next((ln for ln in lines[1:] if ln.strip() != "^"), lines[0] if lines else "")
+    if "=" not in override:  # a path split at its space by the shell: the piece after it
+        before = args[args.index(override) - 1] if override in args[1:] else None
+        where = f" (after '{before}')" if before else ""
+        return f"cannot parse override '{override}'{where}: expected key=value" + QUOTE_HINT
+    key = override.split("=", 1)[0]
+    return f"{key}: cannot parse override '{override}' ({detail.strip()})" + QUOTE_HINT
+
+
 def hydra_error_line(e: Exception, args: list[str]) -> str | None:
     """One line for an exception Hydra raised while composing; None if it is not one."""
-    from hydra.errors import HydraException
+    from hydra.errors import HydraException, OverrideParseException
     from omegaconf.errors import OmegaConfBaseException
 
     if not isinstance(e, HydraException | OmegaConfBaseException):
@@ -82,6 +101,8 @@ def hydra_error_line(e: Exception, args: list[str]) -> str | None:
             return f"cannot use override '{bad[-1]}': {_first_line(str(e))} (expected key=value)"
         return None
     text = str(e)
+    if isinstance(e, OverrideParseException):
+        return parse_error_line(e.override, text, args)
     m = re.search(r"Could not (?:find|load) '([^']+)/([^'/]+)'", text)
     if m:
         group, option = m.groups()

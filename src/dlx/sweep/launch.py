@@ -4,14 +4,15 @@ reported (``dlx.sweep.outcome``). Shared by the CLI and ``dlx study``."""
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
-from dlx.errors import RunFailed, UsageError
+from dlx.errors import RunFailed, Signalled, UsageError
 from dlx.status import BROKEN, SUCCEEDED, Status
 
 #: exit codes by final run status (SPEC)
 EXIT = {**dict.fromkeys(SUCCEEDED, 0), Status.PRUNED: 0, **dict.fromkeys(BROKEN, 1)}
-SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+SIGNAL_EXIT = {"SIGINT": 130, "SIGTERM": 143, "SIGHUP": 129}  # 128 + the signal
 
 
 def exit_code(summary: dict) -> int:
@@ -35,19 +36,27 @@ def train(args: list[str]) -> int:
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
     from hydra.core.global_hydra import GlobalHydra
 
-    from dlx.sweep import app
+    from dlx.sweep import app, watchdog
+    from dlx.sweep.guard import Checked, Refused
     from dlx.sweep.outcome import Outcome, collecting
 
     sys.argv = ["dlx", *args]
+    watchdog.mark_main()  # a sweep's launcher workers stop when this process dies
     GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
     with collecting() as folder:
         try:
             app.train()
         except (UsageError, RunFailed):
             raise
-        except KeyboardInterrupt:  # a sweep stopped by a signal, or a second Ctrl-C
+        except Refused as e:  # the config or the run dir, before the run dir was made
+            raise UsageError(str(e)) from None
+        except Checked:  # dlx check: the config passed
+            print("config ok: dlx train would start a run with it")
+            return 0
+        except KeyboardInterrupt as e:  # a sweep stopped by a signal, or a second Ctrl-C
             print("interrupted", file=sys.stderr)
-            return SIGNAL_EXIT.get(Outcome.read(folder).signal or "SIGINT", 130)
+            own = signal.Signals(e.signum).name if isinstance(e, Signalled) else "SIGINT"
+            return SIGNAL_EXIT.get(Outcome.read(folder).signal or own, 130)
         except Exception as e:
             line = hydra_error_line(e, args)
             if line is None:

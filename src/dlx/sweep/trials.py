@@ -65,7 +65,7 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
         trainer = cfg.get("trainer") or {}
         monitor = info.get("monitor") or trainer.get("monitor", "val/acc")  # the run's own
         status = info["status"]
-        if finished and status == Status.RUNNING:
+        if finished and status in (Status.RUNNING, Status.DEAD):  # no summary: never finished
             status = Status.FAILED
         trial = {
             "number": _trial_number(run_dir)[0] if run_dir.name.isdigit() else run_dir.name,

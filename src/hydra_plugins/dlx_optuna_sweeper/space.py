@@ -8,6 +8,7 @@ false)`` bools), as the published hydra-optuna-sweeper does. One deliberate diff
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -46,17 +47,33 @@ def distribution(override: Override) -> BaseDistribution:
     log_scale = "log" in getattr(value, "tags", set())
     if isinstance(value, ChoiceSweep) or (isinstance(value, RangeSweep) and value.shuffle):
         return _choices(override)
+    key = override.input_line or override.get_key_element()
     if isinstance(value, RangeSweep):
         start, stop, step = value.start, value.stop, value.step
+        check_bounds(key, start, stop - step if step else stop, log_scale, step)
         if all(isinstance(x, int) for x in (start, stop, step)):
             return IntDistribution(int(start), int(stop) - int(step), step=int(step), log=log_scale)
         return FloatDistribution(float(start), float(stop) - float(step), step=float(step))
     if isinstance(value, IntervalSweep):
         lo, hi = value.start, value.end
+        check_bounds(key, lo, hi, log_scale)
         if "int" in value.tags or (isinstance(lo, int) and isinstance(hi, int)):
             return IntDistribution(int(lo), int(hi), log=log_scale)
         return FloatDistribution(float(lo), float(hi), log=log_scale)
-    raise UsageError(f"{override.input_line}: not a sweep Optuna understands")
+    raise UsageError(f"{key}: not a sweep Optuna understands")
+
+
+def check_bounds(key: str, lo: Any, hi: Any, log_scale: bool, step: Any = None) -> None:
+    """A search range Optuna can sample: finite, low below high (an empty or inverted range
+    is refused, not sampled as one point), a positive step, positive bounds on a log scale."""
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (lo, hi)):
+        raise UsageError(f"{key}: the bounds must be finite numbers")
+    if step is not None and not step > 0:
+        raise UsageError(f"{key}: the step must be positive")
+    if not lo < hi if step is None else not lo <= hi:
+        raise UsageError(f"{key}: empty or inverted range; give it as (low, high) with low < high")
+    if log_scale and lo <= 0:
+        raise UsageError(f"{key}: a log scale needs bounds above 0")
 
 
 def search_space(
@@ -90,14 +107,21 @@ def grid_values(dist: BaseDistribution) -> list[Any]:
     if isinstance(dist, FloatDistribution) and dist.step is not None:
         n = round((dist.high - dist.low) / dist.step) + 1
         return [round(dist.low + i * dist.step, 12) for i in range(n)]
-    raise UsageError(
-        "hydra/sweeper/sampler=grid takes choice and range params only (an interval has no grid)"
-    )
+    raise ValueError("an interval has no grid")
 
 
 def grid(space: dict[str, BaseDistribution]) -> dict[str, list[Any]]:
-    """The grid sampler's search space: every key's values."""
-    return {k: grid_values(d) for k, d in space.items()}
+    """The grid sampler's search space: every key's values; an interval is refused by key."""
+    values = {}
+    for k, d in space.items():
+        try:
+            values[k] = grid_values(d)
+        except ValueError:
+            raise UsageError(
+                f"{k}: hydra/sweeper/sampler=grid takes choice and range params only (an "
+                "interval has no grid); sample an interval with sweep=random or sweep=tpe"
+            ) from None
+    return values
 
 
 def override_value(value: Any) -> str:
