@@ -283,8 +283,15 @@ def main(argv: list[str] | None = None) -> None:
 
     gc.disable()  # no full collections over the imports and set-up; training re-enables it
     if command not in COMMANDS:
-        _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
+        from dlx.suggest import allowed
+
+        _print_error(command, f"unknown command; {allowed(command, COMMANDS)}")
         sys.exit(2)
+    from dlx.commands.usage import own_help
+
+    if (text := own_help(command, args)) is not None:
+        print(text, end="")
+        sys.exit(0)
     try:
         code = COMMANDS[command](args)
     except (UsageError, RunFailed) as e:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlx.errors import UsageError
+from dlx.suggest import allowed
 
 if TYPE_CHECKING:
     from dlx.analysis.report import RunRecord
@@ -70,7 +71,8 @@ def find(name: str, config_dirs: list[Path]) -> Path:
     for folder in [*(Path(d) / "study" for d in config_dirs), STUDIES]:
         if (folder / f"{name}.yaml").is_file():
             return folder / f"{name}.yaml"
-    raise UsageError(f"study {name}: unknown; choose one of: {', '.join(names(config_dirs))}")
+    hint = allowed(name, ["list", *names(config_dirs)])
+    raise UsageError(f"study {name}: unknown; {hint}")
 
 
 def names(config_dirs: list[Path]) -> list[str]:
@@ -89,7 +91,8 @@ def load(path: Path) -> Study:
     known = set(Study.__dataclass_fields__)
     for key in data:
         if key not in known:
-            raise UsageError(f"study {path.stem}: {key}: unknown key; allowed: {sorted(known)}")
+            hint = allowed(key, sorted(known), "allowed")
+            raise UsageError(f"study {path.stem}: {key}: unknown key; {hint}")
     try:
         claims = [Claim(**c) for c in data.pop("claims", [])]
         study = Study(**data, claims=claims)

@@ -21,8 +21,9 @@ from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
 from dlx.augment import Augmenter, split_augment
-from dlx.callbacks.builtin import default_callbacks, user_callback
+from dlx.callbacks.builtin import default_callbacks
 from dlx.callbacks.hooks import CallbackList
+from dlx.callbacks.user import user_callback
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
 from dlx.data.overfit import OverfitData
@@ -47,6 +48,7 @@ from dlx.models import build_model
 from dlx.optim import build_optimizer
 from dlx.regularization import Regularization
 from dlx.sched import Schedule, build_schedule
+from dlx.suggest import allowed
 from dlx.trainer import TrainerConfig
 
 
@@ -294,7 +296,7 @@ class Run:
 def metric(metrics: dict[str, float], name: str, key: str) -> float:
     """``metrics[name]``, or a usage error naming ``key`` and what it may watch."""
     if name not in metrics:
-        raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
+        raise UsageError(f"{key}={name}: unknown metric; {allowed(name, metrics)}")
     return metrics[name]
 
 
