@@ -88,7 +88,7 @@ def cmd_resume(args: list[str]) -> int:
         print(f"dlx resume: {run_dir} already finished (status {status}); nothing to resume")
         return 0
     summary = run(load_run_config(run_dir), run_dir, resume=True)
-    return finished(summary)
+    return finished(summary, run_dir)
 
 
 def cmd_eval(args: list[str]) -> int:

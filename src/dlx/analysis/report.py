@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dlx.console import fold, wide
 from dlx.engine.monitor import resolve_mode
 from dlx.errors import UsageError
 
@@ -284,7 +285,6 @@ def run_report(
     target_metric: str | None = None,
 ) -> Report:
     """Build, print and write the report of ``root``; the report."""
-    from rich.console import Console
     from rich.table import Table
 
     from dlx.analysis.front import draw_front
@@ -299,14 +299,12 @@ def run_report(
     figures = draw(report, out) + draw_front(root, out)
     text = markdown(report, root, [Path(f).name for f in figures])
     atomic_write(out / "report.md", lambda f: f.write(text.encode()))
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    console = wide()
     table = Table(title=f"report {root}", title_justify="left")
     for c in columns(report):
         table.add_column(c, justify="left" if c == "group" else "right")
     for row in report.rows:
         table.add_row(*cells(report, row))
-    console.print(table)
+    console.print(fold(table))
     console.print(f"wrote {out / 'report.md'} and {len(figures)} figures")
     return report

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlx.console import fold, wide
 from dlx.errors import UsageError
 from dlx.suggest import allowed
 
@@ -234,7 +235,6 @@ def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
 
 def print_list(config_dirs: list[Path]) -> None:
     """``dlx study list``: every study, its claim, source and default budget."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="studies", title_justify="left")
@@ -243,7 +243,5 @@ def print_list(config_dirs: list[Path]) -> None:
     for n in names(config_dirs):
         st = load(find(n, config_dirs))
         table.add_row(n, st.claim, st.source, st.budget)
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    console.print(table)
+    console = wide()
+    console.print(fold(table))

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlx.console import fold, wide
 from dlx.engine import checkpoint
 from dlx.engine.monitor import resolve_mode
 from dlx.errors import UsageError
@@ -292,14 +293,12 @@ def leaderboard(
 
 def print_leaderboard(sweep_dir: Path, console: Console | None = None) -> None:
     """``dlx runs SWEEP_DIR``: the sweep's leaderboard, from its trials as they are now."""
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    console = wide(console)
     trials = collect(sweep_dir)
     multi = pareto.objectives_of(sweep_dir)
     if multi:
         pareto.mark(trials, multi[1])
-    console.print(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir), multi))
+    console.print(fold(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir), multi)))
     done = sum(t["status"] in FINAL for t in trials)
     console.print(f"{len(trials)} trials, {done} finished" + pruning_line(trials))
 
@@ -346,10 +345,8 @@ def finish(sweep_dir: Path, console: Console | None = None) -> dict[str, Any]:
     if best is not None:
         text = best_yaml(best, sweep_dir)
         checkpoint.atomic_write(sweep_dir / "best.yaml", lambda f: f.write(text.encode()))
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    console.print(leaderboard(trials, f"sweep {sweep_dir}", mode, multi))
+    console = wide(console)
+    console.print(fold(leaderboard(trials, f"sweep {sweep_dir}", mode, multi)))
     ok = sum(t["status"] in SUCCESS for t in trials)
     console.print(
         f"{ok} of {len(trials)} trials succeeded"
