@@ -30,7 +30,7 @@ def one_line_error(r) -> str:
         (["train", "model.archh=x"], "did you mean model.arch?", None),
         (["train", "regularization=[dropot]"], "did you mean dropout?", "swa"),
         (["trian"], "did you mean train?", "lr-find"),
-        (["study", "optimizer"], "did you mean optimizers?", "batchnorm"),
+        (["study", "optimizer"], "did you mean optimizers?", None),
         (["lr-find", "--step", "3"], "did you mean --steps?", None),
         (["summary", "optim=adamm"], "did you mean adam", "rmsprop"),
     ],

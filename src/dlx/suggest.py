@@ -5,6 +5,9 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
+#: lists up to this long are shown in full beside a suggestion
+SHORT = 8
+
 
 def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The choices closest to ``word`` (difflib's ratio ≥ 0.6), best first, only those within
@@ -18,10 +21,12 @@ def close_matches(word: str, choices: Iterable[str], n: int = 3) -> list[str]:
 def allowed(
     word: str, choices: Iterable[str], what: str = "choose one of", prefix: str = ""
 ) -> str:
-    """``did you mean PREFIX+MATCH?`` when ``word`` is close to one of ``choices``; else
-    ``WHAT: a, b, c`` (every choice)."""
+    """``WHAT: a, b, c`` with ``(did you mean PREFIX+MATCH?)`` after it when ``word`` is close
+    to one of ``choices``; a long list (over ``SHORT`` choices) gives way to the suggestion."""
     choices = [str(c) for c in choices]
     matches = close_matches(word, choices)
-    if matches:
-        return "did you mean " + " or ".join(f"{prefix}{m}" for m in matches) + "?"
-    return f"{what}: {', '.join(choices)}"
+    listed = f"{what}: {', '.join(choices)}"
+    if not matches:
+        return listed
+    hint = "did you mean " + " or ".join(f"{prefix}{m}" for m in matches) + "?"
+    return hint if len(choices) > SHORT else f"{listed} ({hint})"

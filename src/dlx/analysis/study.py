@@ -72,7 +72,7 @@ def find(name: str, config_dirs: list[Path]) -> Path:
     for folder in [*(Path(d) / "study" for d in config_dirs), STUDIES]:
         if (folder / f"{name}.yaml").is_file():
             return folder / f"{name}.yaml"
-    hint = allowed(name, ["list", *names(config_dirs)])
+    hint = allowed(name, names(config_dirs))
     raise UsageError(f"study {name}: unknown; {hint}")
 
 
