@@ -180,7 +180,8 @@ def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
             continue
         name = key.removeprefix("study.")
         if name not in OPTIONS:
-            raise UsageError(f"{key}: unknown; allowed: {', '.join('study.' + k for k in OPTIONS)}")
+            hint = allowed(name, OPTIONS, "allowed", "study.")
+            raise UsageError(f"{key}: unknown; {hint}")
         chosen[name] = _option(key, name, value, len(study.seeds))
     if chosen["alpha"] is not None:
         study.alpha = chosen["alpha"]
