@@ -32,7 +32,7 @@ BUDGETS: dict[str, tuple[list[str], int]] = {
 #: the big convnets: several full epochs before they leave chance
 SLOW = {"alexnet", "googlenet", "vgg11", "resnext50", "mobilenet_v1", "mobilenet_v2"}
 SLOW |= {"shufflenet_v2"}
-ACC = 0.3  # 10 classes: chance is 0.1
+ACC = 0.25  # 10 classes: chance is 0.1 (test split: 270 digits, chance +- 0.018)
 
 
 def budget(name: str) -> list[str]:

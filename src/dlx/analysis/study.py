@@ -180,7 +180,7 @@ def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
             continue
         name = key.removeprefix("study.")
         if name not in OPTIONS:
-            hint = allowed(name, OPTIONS, "allowed", "study.")
+            hint = allowed(key, [f"study.{k}" for k in OPTIONS], "allowed")
             raise UsageError(f"{key}: unknown; {hint}")
         chosen[name] = _option(key, name, value, len(study.seeds))
     if chosen["alpha"] is not None:
