@@ -1,5 +1,6 @@
 """``dlx lr-find``: the range test stops where a model with a known divergence point diverges,
-the suggestion is the steepest descent, and the command leaves a CSV and a PNG."""
+the suggestion (fastai's minimum / 10) lies in a known problem's good range and never among
+the first points, and the command leaves a CSV and a PNG."""
 
 from __future__ import annotations
 
@@ -74,7 +75,8 @@ def test_non_finite_loss_ends_the_test():
     assert "non-finite" in curve.stop and curve.losses == [2.0, 1.0]
 
 
-def test_suggestion_is_the_steepest_descent_before_the_minimum():
+def test_suggestion_is_a_tenth_of_the_minimum():
+    """fastai's ``minimum`` rule: the tested lr nearest to a tenth of the minimum's lr."""
     lrs = [10 ** (-6 + 0.05 * i) for i in range(121)]  # 1e-6 … 1
     # falls fastest at 1e-3, bottoms out at 1e-1, then rises steeply
     smoothed = [
@@ -82,8 +84,51 @@ def test_suggestion_is_the_steepest_descent_before_the_minimum():
         for lr in lrs
     ]
     curve = Curve(lrs=lrs, losses=smoothed, smoothed=smoothed)
-    assert suggest(curve) == pytest.approx(1e-3, rel=1e-6)
+    assert suggest(curve) == pytest.approx(1e-2, rel=1e-6)
     assert suggest(Curve(lrs=[1e-3, 1e-2], losses=[1, 2], smoothed=[1, 2])) is None
+
+
+def test_the_first_points_are_never_suggested():
+    """A curve lowest at its start (a smoothing artefact), or whose minimum is so early that a
+    tenth of it lies among the first points, gets no suggestion rather than the range's start."""
+    lrs = [10 ** (-7 + 0.03 * i) for i in range(200)]
+    rising = [1.0 + 0.001 * i for i in range(200)]
+    assert suggest(Curve(lrs=lrs, losses=rising, smoothed=rising)) is None
+    early = [abs(i - 20) * 0.01 + 1 for i in range(200)]  # lowest at point 20: 1/10 is point -13
+    assert suggest(Curve(lrs=lrs, losses=early, smoothed=early)) is None
+
+
+def noisy_least_squares(seed: int):
+    """Mini-batch SGD (16 rows) on noisy least squares: the good lrs are known, up to the
+    divergence point 2/λmax and down to about 1/100 of it; the loss is flat and noisy over the
+    many decades below (the first points' smoothed slope is noise)."""
+    g = torch.Generator().manual_seed(seed)
+    scale = torch.linspace(0.5, 2, 8, dtype=torch.float64)
+    X = torch.randn(4096, 8, generator=g, dtype=torch.float64) * scale
+    y = X @ torch.randn(8, generator=g, dtype=torch.float64)
+    y += 0.5 * torch.randn(4096, generator=g, dtype=torch.float64)
+    lam = torch.linalg.eigvalsh(X.T @ X / len(X)).max().item()
+    w = torch.zeros(8, dtype=torch.float64)
+
+    def step(lr: float) -> float:
+        nonlocal w
+        i = torch.randint(0, len(X), (16,), generator=g)
+        r = X[i] @ w - y[i]
+        loss = 0.5 * r.square().mean().item()
+        w = w - lr * (X[i].T @ r / 16)
+        return loss
+
+    return step, 2 / lam
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_suggestion_lies_in_the_known_good_range(seed):
+    """On the noisy problem the old steepest-descent rule suggested the range's first points
+    (1e-7, six decades too small); the suggestion lies within [2/λmax / 100, 2/λmax]."""
+    step, critical = noisy_least_squares(seed)
+    curve = range_test(step, RangeTest(min_lr=1e-7, max_lr=10.0, steps=300))
+    s = suggest(curve)
+    assert s is not None and critical / 100 < s < critical, (s, critical)
 
 
 def test_cli_writes_curve_and_suggests(dlx, tmp_path: Path):
@@ -97,7 +142,8 @@ def test_cli_writes_curve_and_suggests(dlx, tmp_path: Path):
     assert lrs == sorted(lrs)
     m = re.search(r"suggested lr: ([0-9.e+-]+)", r.stdout)
     assert m, r.stdout
-    assert any(math.isclose(float(m.group(1)), lr, rel_tol=5e-3) for lr in lrs)
+    assert any(math.isclose(float(m.group(1)), lr, rel_tol=5e-3) for lr in lrs[10:])
+    assert "fastai's 'minimum' rule" in r.stdout
     assert f"optim.lr={m.group(1)}" in r.stdout and "data.batch_size=16" in r.stdout
     assert (out / "lr_find.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (tmp_path / "outputs").exists()  # no run dir, no config written

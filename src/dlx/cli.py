@@ -105,7 +105,7 @@ def cmd_resume(args: list[str]) -> int:
         print(f"dlx resume: {run_dir} already finished (status {status}); nothing to resume")
         return 0
     summary = run(load_run_config(run_dir), run_dir, resume=True)
-    return finished(summary)
+    return finished(summary, run_dir)
 
 
 def cmd_eval(args: list[str]) -> int:
@@ -324,9 +324,16 @@ def main(argv: list[str] | None = None) -> None:
 
     gc.disable()  # no full collections over the imports and set-up; training re-enables it
     if command not in COMMANDS:
-        _print_error(command, f"unknown command; choose one of: {', '.join(COMMANDS)}")
+        from dlx.suggest import allowed
+
+        _print_error(command, f"unknown command; {allowed(command, COMMANDS)}")
         sys.exit(2)
     _raise_on_signals()
+    from dlx.commands.usage import own_help
+
+    if (text := own_help(command, args)) is not None:
+        print(text, end="")
+        sys.exit(0)
     try:
         code = COMMANDS[command](args)
     except (UsageError, RunFailed) as e:

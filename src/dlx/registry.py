@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 from dlx.errors import UsageError
+from dlx.suggest import allowed
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,8 +61,7 @@ def check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
         )
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        allowed = ", ".join(str(c) for c in choices)
-        raise UsageError(f"{key}={value!s}: not allowed; choose one of: {allowed}")
+        raise UsageError(f"{key}={value!s}: not allowed; {allowed(str(value), choices)}")
     if not any(k in meta for k in ("ge", "gt", "le", "lt")):
         return
     values = value if isinstance(value, list | tuple) else [value]
@@ -103,9 +103,8 @@ def to_schema(node: Any, schema: type, prefix: str) -> Any:
     data = dict(data or {})
     for key in data:
         if key not in fields:
-            raise UsageError(
-                f"{prefix}.{key}: unknown key; allowed keys: {', '.join(sorted(fields))}"
-            )
+            hint = allowed(key, sorted(fields), "allowed keys", f"{prefix}.")
+            raise UsageError(f"{prefix}.{key}: unknown key; {hint}")
     try:
         typed = OmegaConf.merge(OmegaConf.structured(schema), data)
         obj = OmegaConf.to_object(typed)
@@ -185,9 +184,8 @@ class Registry(Generic[F]):
         try:
             return self._entries[name]
         except KeyError:
-            raise UsageError(
-                f"{self.group}={name}: unknown option; choose one of: {', '.join(self.names())}"
-            ) from None
+            hint = allowed(name, self.names())
+            raise UsageError(f"{self.group}={name}: unknown option; {hint}") from None
 
     def parse(self, node: Any, name: str | None = None, prefix: str | None = None) -> Any:
         """The schema instance for ``node``; its option is ``name`` or ``node.name``. A node

@@ -9,6 +9,7 @@ from dlx.augment.tta import TTA
 from dlx.engine.monitor import DEFAULT_MONITOR, resolve_mode
 from dlx.errors import UsageError
 from dlx.registry import check
+from dlx.suggest import allowed
 
 #: the config's top-level keys: one per group
 ROOT_KEYS = ("model", "optim", "sched", "regularization", "augment", "data", "trainer")
@@ -18,7 +19,7 @@ def check_root(cfg: Any) -> None:
     """Unknown top-level keys (``+foo=1``) are a usage error, not silently ignored."""
     for key in cfg:
         if key not in ROOT_KEYS:
-            raise UsageError(f"{key}: unknown top-level key; allowed: {', '.join(ROOT_KEYS)}")
+            raise UsageError(f"{key}: unknown top-level key; {allowed(key, ROOT_KEYS, 'allowed')}")
     missing = [k for k in ROOT_KEYS if k not in cfg]
     if missing:
         raise UsageError(

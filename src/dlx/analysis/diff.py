@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlx.console import fold, wide
 from dlx.errors import UsageError
 
 #: summary.json's scalars shown above the metrics, in this order
@@ -90,9 +91,7 @@ def delta(a: Any, b: Any) -> str:
 
 def print_diff(run_a: Path, run_b: Path, console: Console | None = None) -> int:
     """Print both tables; return the number of config differences."""
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    console = wide(console)
     from dlx.engine.rundirs import read_run
 
     ca, cb = load_config(run_a, "RUN_A"), load_config(run_b, "RUN_B")
@@ -109,7 +108,7 @@ def print_diff(run_a: Path, run_b: Path, console: Console | None = None) -> int:
     for key, a, b in rows:
         table.add_row(escape(key), escape(fmt(a)), escape(fmt(b)))
     if rows:
-        console.print(table)
+        console.print(fold(table))
     else:
         console.print("config: identical")
 

@@ -70,12 +70,13 @@ def draw_front(root: Path, out: Path) -> list[Path]:
     names = data["objectives"]
     front = {t["number"] for t in data["pareto_front"]}
     panels = len(names) - 1
-    fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.2), squeeze=False)
+    fig, axes = plt.subplots(
+        1, panels, figsize=(6 * panels, 4.2), squeeze=False, layout="constrained"
+    )
     for i in range(1, len(names)):
         _axes(axes[0][i - 1], trials, front, i, names)
     directions = ", ".join(f"{n}: {d}" for n, d in zip(names, data["directions"], strict=True))
     fig.suptitle(f"Pareto front ({directions})", fontsize=10)
-    fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "pareto.png"
     fig.savefig(path, dpi=110)

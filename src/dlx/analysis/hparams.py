@@ -6,8 +6,11 @@ TensorBoard orders the columns by "differs across all sessions", then by name, a
 first five: with several runs and sweeps under one folder that is ``data.*``/``model.*``, and
 the keys a sweep varied stay unticked. The columns are TensorBoard's *experiment*: the
 plugin takes the first one it finds and puts its ``differs`` keys first. ``dlx tb DIR``
-writes one experiment for everything under DIR into ``DIR`` itself, as the run TensorBoard
-finds first, with ``differs`` set on the keys that matter.
+writes one experiment for everything under DIR into DIR's first run dir (a file in DIR itself
+would be an empty run called ``.``), with ``differs`` set on the keys that matter: those a run
+overrode or a sweep varied whose values differ among DIR's runs (a lone run: its overrides).
+The legacy dashboard ticks its first five columns, so with fewer such keys the unvaried ones
+are left out: metrics follow the varied keys on screen.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ FILENAME = "events.out.tfevents.dlx-hparams"
 #: the metric columns: SPEC's final figures first
 METRICS = ("val/acc", "test/acc", "val/loss", "test/loss", "train/acc", "train/loss")
 METRICS += ("val/ppl", "test/ppl")  # language models (model=charlm)
+#: the legacy HParams dashboard ticks (shows) its first five columns
+TICKED = 5
 
 
 def run_hparams(run_dir: Path) -> dict[str, Any]:
@@ -57,8 +62,10 @@ def columns(root: Path) -> tuple[dict[str, Any], set[str]]:
     values: dict[str, Any] = {}
     shown: set[str] = set()
     by_sweep: dict[Path, list[dict[str, Any]]] = {}
+    every: list[dict[str, Any]] = []
     for run_dir in find_runs(root):
         hp = run_hparams(run_dir)
+        every.append(hp)
         for k, v in hp.items():
             values.setdefault(k, v)
         file = run_dir / ".hydra" / "overrides.yaml"
@@ -67,9 +74,16 @@ def columns(root: Path) -> tuple[dict[str, Any], set[str]]:
         if (run_dir.parent / "multirun.yaml").is_file():
             by_sweep.setdefault(run_dir.parent, []).append(hp)
     for trials in by_sweep.values():
-        keys = {k for hp in trials for k in hp}
-        shown |= {k for k in keys if len({repr(hp.get(k)) for hp in trials}) > 1}
+        shown |= varied(trials)
+    if len(every) > 1:  # an override every run made alike (data.batch_size=64) varies nothing
+        shown &= varied(every)
     return values, shown
+
+
+def varied(hparams: list[dict[str, Any]]) -> set[str]:
+    """The keys whose values (a missing key counts as one) differ among ``hparams``."""
+    keys = {k for hp in hparams for k in hp}
+    return {k for k in keys if len({repr(hp.get(k)) for hp in hparams}) > 1}
 
 
 def metric_tags(root: Path) -> tuple[str, ...]:
@@ -106,10 +120,13 @@ def experiment_summary(
             return api_pb2.DATA_TYPE_FLOAT64
         return api_pb2.DATA_TYPE_STRING
 
+    # the dashboard ticks its first TICKED columns: below that many shown keys, the others
+    # are left out (ticked, they would push the metrics off the screen)
+    listed = values if len(shown) >= TICKED else {k: v for k, v in values.items() if k in shown}
     experiment = api_pb2.Experiment(
         hparam_infos=[
             api_pb2.HParamInfo(name=k, type=kind(v), differs=k in shown)
-            for k, v in sorted(values.items(), key=lambda kv: (kv[0] not in shown, kv[0]))
+            for k, v in sorted(listed.items(), key=lambda kv: (kv[0] not in shown, kv[0]))
         ],
         metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=m)) for m in metrics],
         time_created_secs=time.time(),
@@ -126,14 +143,20 @@ def experiment_summary(
 
 
 def write_experiment(root: Path) -> Path | None:
-    """Write (replace) ``root``'s HParams experiment; None when no run is under ``root``."""
+    """Write (replace) ``root``'s HParams experiment into its first run's dir (a file of its
+    own in ``root`` would show as an empty run called ``.``); None when ``root`` has no run."""
     from tensorboard.compat.proto.event_pb2 import Event
     from tensorboard.summary.writer.record_writer import RecordWriter
 
+    from dlx.engine.rundirs import find_runs
+
+    runs = sorted(find_runs(root))
+    for old in [Path(root), *runs]:  # the one TensorBoard finds must be the only one
+        (old / FILENAME).unlink(missing_ok=True)
     values, shown = columns(root)
     if not values:
         return None
-    path = Path(root) / FILENAME
+    path = runs[0] / FILENAME
     tmp = path.with_name(".dlx-hparams.tmp")  # no "tfevents" in the name: never read half
     now = time.time()
     with open(tmp, "wb") as f:

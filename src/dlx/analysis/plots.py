@@ -36,26 +36,27 @@ def _slug(metric: str) -> str:
     return "".join(c if c.isalnum() or c in "-." else "_" for c in metric)
 
 
-def draw(report: Report, out: Path) -> list[Path]:
-    """Write the PNGs into ``out``; their paths."""
+def _pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    out.mkdir(parents=True, exist_ok=True)
-    monitor = report.groups[0].runs[0].monitor
-    written = [
-        _curves(report, metric, out, plt) for metric in dict.fromkeys(["train/loss", monitor])
-    ]
-    written += filter(None, (_bars(report, metric, out, plt) for metric in report.metrics))
-    written += filter(None, [_grad_norms(report, out, plt), _epochs(report, out, plt)])
-    return written
+    return plt
 
 
-def _curves(report: Report, metric: str, out: Path, plt: Any) -> Path:
-    """Each group's learning curve of ``metric``: the mean, a band of ±1 std."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+def _legend_below(fig: Any, n: int) -> None:
+    """The legend under the axes, outside them (constrained layout makes room): it never
+    covers a curve, however many groups there are."""
+    fig.legend(loc="outside lower center", ncols=1 if n > 6 else min(n, 2), fontsize=7)
+
+
+def curves_figure(report: Report, metric: str) -> Any:
+    """``metric`` epoch by epoch, one line per group (mean, a band of ±1 std)."""
+    plt = _pyplot()
+    n = len(report.groups)
+    rows = n if n > 6 else (n + 1) // 2
+    fig, ax = plt.subplots(figsize=(7, 4.2 + 0.2 * rows), layout="constrained")
     for g in report.groups:
         epochs, mean, std = curve(g, metric)
         if not epochs:
@@ -69,17 +70,17 @@ def _curves(report: Report, metric: str, out: Path, plt: Any) -> Path:
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: mean over seeds, band ±1 std")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    return _save(fig, out / f"curves_{_slug(metric)}.png", plt)
+    _legend_below(fig, n)
+    return fig
 
 
-def _bars(report: Report, metric: str, out: Path, plt: Any) -> Path | None:
-    """A bar per group of ``metric``'s mean, the std as its error bar (None: no figures)."""
-    stats = [(row["group"], row[metric]) for row in report.rows if row[metric][2] > 0]
-    if not stats:
-        return None
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(stats) + 2), 4.2))
-    names = [s[0] for s in stats]
+def bars_figure(stats: list[tuple[str, tuple[float, float, int]]], metric: str) -> Any:
+    """One bar per group: mean ± std of ``metric``; the group labels whole under the bars."""
+    plt = _pyplot()
+    longest = max(len(name) for name, _ in stats)
+    fig, ax = plt.subplots(
+        figsize=(max(4.0, 1.2 * len(stats) + 2), 3.6 + 0.045 * longest), layout="constrained"
+    )
     ax.bar(
         range(len(stats)),
         [s[1][0] for s in stats],
@@ -87,18 +88,32 @@ def _bars(report: Report, metric: str, out: Path, plt: Any) -> Path | None:
         capsize=4,
         color="#4C72B0",
     )
-    ax.set_xticks(range(len(stats)), names, rotation=20, ha="right", fontsize=7)
+    ax.set_xticks(range(len(stats)), [s[0] for s in stats], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: mean ± std over seeds")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, out / f"bars_{_slug(metric)}.png", plt)
+    return fig
 
 
-def _save(fig: Any, path: Path, plt: Any) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def draw(report: Report, out: Path) -> list[Path]:
+    """Write the PNGs into ``out``; their paths."""
+    plt = _pyplot()
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, Any] = {}
+    monitor = report.groups[0].runs[0].monitor
+    for metric in dict.fromkeys(["train/loss", monitor]):
+        figures[f"curves_{_slug(metric)}.png"] = curves_figure(report, metric)
+    for metric in report.metrics:
+        stats = [(row["group"], row[metric]) for row in report.rows if row[metric][2] > 0]
+        if stats:
+            figures[f"bars_{_slug(metric)}.png"] = bars_figure(stats, metric)
+    written = []
+    for name, fig in figures.items():
+        fig.savefig(out / name, dpi=110)
+        plt.close(fig)
+        written.append(out / name)
+    written += filter(None, [_grad_norms(report, out, plt), _epochs(report, out, plt)])
+    return written
 
 
 def layer_norms(group: Group) -> tuple[list[str], list[float], list[float]]:
@@ -116,7 +131,7 @@ def layer_norms(group: Group) -> tuple[list[str], list[float], list[float]]:
 
 
 def _grad_norms(report: Report, out: Path, plt: Any) -> Path | None:
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, ax = plt.subplots(figsize=(7, 4.6), layout="constrained")
     drawn = False
     for g in report.groups:
         layers, mean, std = layer_norms(g)
@@ -133,8 +148,11 @@ def _grad_norms(report: Report, out: Path, plt: Any) -> Path | None:
     ax.set_ylabel("gradient L2 norm, final epoch")
     ax.set_title("grads/norm/<layer>: mean ± std over seeds")
     ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    return _save(fig, out / "grad_norms.png", plt)
+    _legend_below(fig, len(report.groups))
+    path = out / "grad_norms.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _epochs(report: Report, out: Path, plt: Any) -> Path | None:
@@ -146,7 +164,7 @@ def _epochs(report: Report, out: Path, plt: Any) -> Path | None:
         return None
     runs = [row["epochs to target"] for row in report.rows]
     top = max((e for group in runs for e, _ in group), default=0) + 1
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(runs) + 2), 4.2))
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.2 * len(runs) + 2), 4.6), layout="constrained")
     for i, group in enumerate(runs):
         ys = [e if reached else top for e, reached in group]
         xs = [i + 0.08 * (j - (len(ys) - 1) / 2) for j in range(len(ys))]
@@ -159,4 +177,7 @@ def _epochs(report: Report, out: Path, plt: Any) -> Path | None:
     on = report.target_metric or report.groups[0].runs[0].monitor
     ax.set_title(f"epochs until {on} reaches {report.target}")
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, out / "epochs_to_target.png", plt)
+    path = out / "epochs_to_target.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -39,6 +39,20 @@ class RunRecord:
             node = node.get(part) if isinstance(node, dict) else None
         return "" if node is None else str(node)
 
+    def choice(self, key: str) -> str:
+        """What a run used for grouping key ``key``: its override if it made one, else the
+        config's value, a config group by its option name (``optim`` -> ``adam``, a list
+        group by its options: ``[l2,dropout]``), never the whole resolved node."""
+        if key in self.overrides:
+            return self.overrides[key]
+        node: Any = self.config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            name = node.get("name")
+            return str(name) if isinstance(name, str) else f"[{','.join(node)}]"
+        return "" if node is None else str(node)
+
     @property
     def monitor(self) -> str:
         """The run's own (its summary's: it follows the task), else its config's."""

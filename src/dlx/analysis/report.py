@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx.analysis.records import MACS, Group, Report, RunRecord, mean_std
+from dlx.console import fold, wide
 from dlx.errors import UsageError
 
 #: overrides that never make a group: the seed (what a group averages over) and Hydra's own
@@ -63,7 +64,7 @@ def group_runs(runs: list[RunRecord], by: Sequence[str] | None = None) -> list[G
     groups: dict[tuple[tuple[str, str], ...], Group] = {}
     for r in runs:
         keys = by or [k for k in r.overrides if not k.startswith(IGNORED)]
-        key = tuple((k, r.overrides[k] if k in r.overrides else r.setting(k)) for k in keys)
+        key = tuple((k, r.choice(k)) for k in keys)
         groups.setdefault(key, Group(dict(key))).runs.append(r)
     out = list(groups.values())
     keys = list(dict.fromkeys(k for g in out for k in g.key))
@@ -171,7 +172,6 @@ def run_report(
     target_metric: str | None = None,
 ) -> Report:
     """Build, print and write the report of ``root``; the report."""
-    from rich.console import Console
     from rich.table import Table
 
     from dlx.analysis.front import draw_front
@@ -186,14 +186,12 @@ def run_report(
     figures = draw(report, out) + draw_front(root, out)
     text = markdown(report, root, [Path(f).name for f in figures])
     atomic_write(out / "report.md", lambda f: f.write(text.encode()))
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    console = wide()
     table = Table(title=f"report {root}", title_justify="left")
     for c in columns(report):
         table.add_column(c, justify="left" if c == "group" else "right")
     for row in report.rows:
         table.add_row(*cells(report, row))
-    console.print(table)
+    console.print(fold(table))
     console.print(f"wrote {out / 'report.md'} and {len(figures)} figures")
     return report

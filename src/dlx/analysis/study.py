@@ -17,8 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlx.console import fold, wide
 from dlx.errors import UsageError
 from dlx.status import SUCCEEDED
+from dlx.suggest import allowed
 
 if TYPE_CHECKING:
     from dlx.analysis.records import RunRecord
@@ -70,7 +72,8 @@ def find(name: str, config_dirs: list[Path]) -> Path:
     for folder in [*(Path(d) / "study" for d in config_dirs), STUDIES]:
         if (folder / f"{name}.yaml").is_file():
             return folder / f"{name}.yaml"
-    raise UsageError(f"study {name}: unknown; choose one of: {', '.join(names(config_dirs))}")
+    hint = allowed(name, names(config_dirs))
+    raise UsageError(f"study {name}: unknown; {hint}")
 
 
 def names(config_dirs: list[Path]) -> list[str]:
@@ -89,7 +92,8 @@ def load(path: Path) -> Study:
     known = set(Study.__dataclass_fields__)
     for key in data:
         if key not in known:
-            raise UsageError(f"study {path.stem}: {key}: unknown key; allowed: {sorted(known)}")
+            hint = allowed(key, sorted(known), "allowed")
+            raise UsageError(f"study {path.stem}: {key}: unknown key; {hint}")
     try:
         claims = [Claim(**c) for c in data.pop("claims", [])]
         study = Study(**data, claims=claims)
@@ -176,7 +180,8 @@ def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
             continue
         name = key.removeprefix("study.")
         if name not in OPTIONS:
-            raise UsageError(f"{key}: unknown; allowed: {', '.join('study.' + k for k in OPTIONS)}")
+            hint = allowed(key, [f"study.{k}" for k in OPTIONS], "allowed")
+            raise UsageError(f"{key}: unknown; {hint}")
         chosen[name] = _option(key, name, value, len(study.seeds))
     if chosen["alpha"] is not None:
         study.alpha = chosen["alpha"]
@@ -217,7 +222,6 @@ def seed_order(study: Study, max_seeds: int) -> list[int]:
 
 def print_list(config_dirs: list[Path]) -> None:
     """``dlx study list``: every study, its claim, source and default budget."""
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="studies", title_justify="left")
@@ -226,7 +230,5 @@ def print_list(config_dirs: list[Path]) -> None:
     for n in names(config_dirs):
         st = load(find(n, config_dirs))
         table.add_row(n, st.claim, st.source, st.budget)
-    console = Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    console.print(table)
+    console = wide()
+    console.print(fold(table))

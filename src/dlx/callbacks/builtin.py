@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from dlx.callbacks import Callback
 from dlx.callbacks.averaging import EMAWeights, SWAWeights
@@ -18,7 +18,6 @@ from dlx.callbacks.provenance import Provenance
 from dlx.callbacks.pruning import pruning_callback
 from dlx.callbacks.reconstruction import ReconstructionImages
 from dlx.callbacks.top_k import TopK
-from dlx.errors import UsageError
 
 if TYPE_CHECKING:
     from dlx.engine.run import Run
@@ -64,18 +63,3 @@ def default_callbacks(
         callbacks.append(TopK(t.save_top_k, t.monitor, t.mode))
     callbacks.append(Checkpointing(t.checkpoint_every_n_steps, t.checkpoint_interval_s))
     return callbacks
-
-
-def user_callback(spec: Any, i: int) -> Callback:
-    """``trainer.callbacks[i]``: a dotted class path (called without arguments) or a Hydra
-    node with ``_target_``."""
-    from hydra.utils import get_class, instantiate
-
-    key = f"trainer.callbacks[{i}]"
-    try:
-        obj = instantiate(spec) if isinstance(spec, dict) else get_class(str(spec))()
-    except Exception as e:
-        raise UsageError(f"{key}={spec}: cannot be built ({str(e).splitlines()[0]})") from None
-    if not isinstance(obj, Callback):
-        raise UsageError(f"{key}={spec}: not a dlx.callbacks.Callback subclass")
-    return obj

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dlx.errors import RunFailed, UsageError
+from dlx.suggest import allowed
 
 if TYPE_CHECKING:
     from torch import Tensor, nn
@@ -131,7 +132,7 @@ def parse_args(args: list[str]) -> tuple[Path, str, Path | None]:
     if fmt is None:
         raise UsageError(f"--format: required; choose one of: {', '.join(EXPORTERS)}")
     if fmt not in EXPORTERS:
-        raise UsageError(f"--format={fmt}: choose one of: {', '.join(EXPORTERS)}")
+        raise UsageError(f"--format={fmt}: {allowed(fmt, EXPORTERS)}")
     if not (run_dir / ".hydra" / "config.yaml").is_file():
         raise UsageError(f"RUN_DIR={run_dir}: not a dlx run dir (no .hydra/config.yaml)")
     return run_dir, fmt, out

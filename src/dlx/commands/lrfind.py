@@ -6,10 +6,13 @@ loop, with one callback (``LRSweep``) in place of a run's own: the lr grows expo
 from ``--min-lr`` to ``--max-lr`` over ``--steps`` training steps (one lr per step, the
 schedule set aside) and the loss of each step is recorded, smoothed by a bias-corrected
 exponential moving average. The test stops early when the smoothed loss exceeds ``DIVERGE``
-times its minimum, or goes non-finite: the lr has become too large. The suggestion is the lr
-of steepest descent of the smoothed loss (most negative slope against log lr) before its
-minimum. Nothing is trained for keeps and no config is written: the curve goes to
-``lr_find.csv`` and ``lr_find.png`` in ``outputs/lr_find/<time>/``.
+times its minimum, or goes non-finite: the lr has become too large. The suggestion is
+fastai's ``minimum`` rule: a tenth of the lr at which the smoothed loss is lowest (the
+steepest-descent rule of Lightning and fastai's ``steep`` picks noise on a curve whose early
+part is flat: the bias-corrected average of the first points rests on a few batches). The
+first ``SKIP_BEGIN`` points are never suggested. Nothing is trained for keeps and no config
+is written: the curve goes to ``lr_find.csv`` and ``lr_find.png`` in
+``outputs/lr_find/<time>/``.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from dlx.callbacks import Callback
 from dlx.errors import UsageError
+from dlx.suggest import allowed
 
 if TYPE_CHECKING:
     import torch
@@ -38,6 +42,13 @@ if TYPE_CHECKING:
 DIVERGE = 4.0
 #: the moving average's weight on the past (fastai's and Smith's choice)
 BETA = 0.98
+#: the first points are never suggested: the smoothed loss there is a few batches' average
+#: (Lightning's ``skip_begin``)
+SKIP_BEGIN = 10
+#: the suggestion is the lr at the smoothed loss's minimum divided by this (fastai's ``minimum``)
+MINIMUM_FACTOR = 10.0
+#: the rule, as the command prints it
+RULE = "a tenth of the lr at the smoothed loss's minimum: fastai's 'minimum' rule"
 
 
 @dataclass(frozen=True)
@@ -93,19 +104,25 @@ def range_test(step: Callable[[float], float], test: RangeTest) -> Curve:
     return curve
 
 
-def suggest(curve: Curve) -> float | None:
-    """The lr where the smoothed loss falls fastest against log lr, up to its minimum (None
-    with fewer than three points there)."""
-    end = min(range(len(curve.smoothed)), key=curve.smoothed.__getitem__, default=-1) + 1
-    if end < 3:
+def suggest(curve: Curve, skip_begin: int = SKIP_BEGIN) -> float | None:
+    """fastai's ``minimum`` rule (also Smith's rule of thumb): a tenth of the lr at which the
+    smoothed loss is lowest, snapped to the nearest lr tested. None when that minimum lies in
+    the first ``skip_begin`` points (the average there rests on a handful of batches: the
+    loss never fell once it settled) or a tenth of it lies among them (``--min-lr`` too
+    high): the range's first points are never suggested."""
+    import numpy as np
+
+    y = np.asarray(curve.smoothed, dtype=float)
+    if len(y) <= skip_begin:
         return None
-    x = [math.log(lr) for lr in curve.lrs[:end]]
-    y = curve.smoothed[:end]
-    # central differences inside, one-sided at the ends (numpy.gradient's scheme)
-    slopes = [(y[1] - y[0]) / (x[1] - x[0])]
-    slopes += [(y[i + 1] - y[i - 1]) / (x[i + 1] - x[i - 1]) for i in range(1, end - 1)]
-    slopes.append((y[-1] - y[-2]) / (x[-1] - x[-2]))
-    return curve.lrs[min(range(end), key=slopes.__getitem__)]
+    low = int(np.argmin(y))
+    if low < skip_begin:
+        return None
+    logs = np.log(np.asarray(curve.lrs[skip_begin : low + 1], dtype=float))
+    target = math.log(curve.lrs[low] / MINIMUM_FACTOR)
+    if target < logs[0]:
+        return None
+    return curve.lrs[skip_begin + int(np.argmin(np.abs(logs - target)))]
 
 
 # --- the test as a short run of the ordinary loop --------------------------------------------
@@ -187,7 +204,7 @@ def plot(path: Path, curve: Curve, suggested: float | None, title: str) -> None:
     ax.plot(curve.lrs, curve.losses, color="0.75", lw=1, label="loss")
     ax.plot(curve.lrs, curve.smoothed, color="C0", lw=2, label="smoothed loss")
     if suggested is not None:
-        at = curve.lrs.index(suggested)
+        at = curve.lrs.index(suggested)  # suggest() returns an lr of the curve
         ax.axvline(suggested, color="C3", ls="--", lw=1)
         ax.plot(
             [suggested], [curve.smoothed[at]], "o", color="C3", label=f"suggested {suggested:.2g}"
@@ -226,7 +243,7 @@ def parse_args(args: list[str]) -> tuple[RangeTest, Path | None, list[str]]:
             overrides.append(a)
             continue
         if name not in OPTIONS:
-            raise UsageError(f"{name}: unknown option; allowed: {', '.join(OPTIONS)}")
+            raise UsageError(f"{name}: unknown option; {allowed(name, OPTIONS, 'allowed')}")
         value = value if eq else next(it, None)
         key, kind = OPTIONS[name]
         try:
@@ -264,9 +281,13 @@ def cmd_lr_find(args: list[str]) -> int:
     plot(out / "lr_find.png", curve, suggested, f"lr range test: {what}")
     print(f"{len(curve.lrs)} steps in {time.perf_counter() - started:.1f} s; {curve.stop}")
     if suggested is None:
-        print("suggested lr: none (the loss never fell); try a smaller --min-lr")
+        print(
+            f"suggested lr: none (the smoothed loss was lowest in its first {SKIP_BEGIN} "
+            "points, or a tenth of its minimum's lr lies there); try a smaller --min-lr "
+            "or more --steps"
+        )
     else:
-        print(f"suggested lr: {suggested:.3g} (steepest descent of the smoothed loss)")
+        print(f"suggested lr: {suggested:.3g} ({RULE})")
         keep = [o for o in overrides if not o.lstrip("+~").startswith("optim.lr=")]
         print(f"  use it with: {shlex.join(['dlx', 'train', *keep, f'optim.lr={suggested:.3g}'])}")
     print(f"curve: {out / 'lr_find.png'}, {out / 'lr_find.csv'}")

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from dlx.console import fold, wide
 from dlx.engine.rundirs import find_runs, read_run
 from dlx.errors import UsageError
 
@@ -124,9 +125,7 @@ def print_runs(root: Path, sort: str | None = None, console: Console | None = No
     Losses, errors (``mse``, ``ppl``) and durations sort best (smallest) first, everything else
     largest first; ``-KEY`` reverses that.
     """
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 200)
+    console = wide(console)
     if not Path(root).exists():
         raise UsageError(f"DIR={root}: no such folder")
     from dlx.sweep.trials import is_sweep_dir, print_leaderboard
@@ -149,5 +148,5 @@ def print_runs(root: Path, sort: str | None = None, console: Console | None = No
             *(f"{metrics[c]:.4f}" if c in metrics else "" for c in COLUMNS),
             f"{r['duration_s']:.0f}s" if "duration_s" in r else "",
         )
-    console.print(table)
+    console.print(fold(table))
     console.print(f"{len(runs)} runs")

@@ -8,6 +8,8 @@ torchvision fetch them. The val split is carved from the official train split by
 
 from __future__ import annotations
 
+import gzip
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -58,6 +60,37 @@ _TO_NCHW = {
 }
 
 
+def unpack_gz(cls: type, where: Path, root: str) -> None:
+    """The MNIST family's files as published (``NAME.gz``): each decompressed beside its
+    ``.gz``, as torchvision's own download does, where the plain file is missing."""
+    for name, _ in getattr(cls, "resources", []):
+        gz, plain = where / name, where / name.removesuffix(".gz")
+        if not name.endswith(".gz") or not gz.is_file() or plain.exists():
+            continue
+        part = plain.with_name(plain.name + ".part")
+        try:
+            with gzip.open(gz) as src, open(part, "wb") as dst:
+                shutil.copyfileobj(src, dst)
+            part.replace(plain)
+        except (OSError, EOFError) as e:
+            part.unlink(missing_ok=True)
+            raise UsageError(
+                f"data.root={root}: cannot decompress {gz} to {plain} ({e}); "
+                "gunzip it where dlx can read it"
+            ) from None
+
+
+def wanted_files(cls: type) -> str:
+    """The file names torchvision's ``cls`` reads, for a missing-files message."""
+    if hasattr(cls, "resources"):  # the MNIST family
+        names = [n.removesuffix(".gz") for n, _ in cls.resources]
+        return ", ".join(names) + " (or the same names with .gz, as published)"
+    if hasattr(cls, "split_list"):  # SVHN
+        return ", ".join(cls.split_list[s][1] for s in ("train", "test"))
+    names = [n for n, _ in [*cls.train_list, *cls.test_list]] + [cls.meta["filename"]]
+    return ", ".join(names) + f" (unpacked from {cls.filename})"
+
+
 def load_split(spec: VisionSpec, root: str, download: bool, train: bool) -> tuple[Tensor, Tensor]:
     """One official split as uint8 images (N, C, H, W) and int64 labels (N,)."""
     import numpy as np
@@ -70,6 +103,7 @@ def load_split(spec: VisionSpec, root: str, download: bool, train: bool) -> tupl
         split = {"split": "train" if train else "test"}
     path = Path(root).expanduser()
     where = path / spec.folder
+    unpack_gz(cls, where, root)
     try:
         ds = cls(str(path), download=download, **split)
     except (RuntimeError, OSError) as e:
@@ -79,7 +113,7 @@ def load_split(spec: VisionSpec, root: str, download: bool, train: bool) -> tupl
                 f"data.root={root}: could not download {spec.cls} into {where} ({reason})"
             ) from None
         raise UsageError(
-            f"data.root={root}: {spec.cls} not found under {where}; "
+            f"data.root={root}: {spec.cls} not found: {where} must hold {wanted_files(cls)}; "
             "put the files there or add data.download=true"
         ) from None
     x = _TO_NCHW[spec.layout](torch.as_tensor(np.asarray(ds.data))).contiguous()

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
 from rich.table import Table
 
+from dlx.engine.terminal import Progress, fmt_metrics  # noqa: F401  (re-exported)
 from dlx.status import Status
 
 
@@ -164,83 +164,6 @@ class NullBoard(TensorBoard):
 
     def close(self) -> None:
         pass
-
-
-def fmt_metrics(metrics: Mapping[str, float]) -> str:
-    return "  ".join(f"{k} {v:.4g}" for k, v in metrics.items())
-
-
-class Progress:
-    """A Rich progress bar on a terminal; plain periodic lines otherwise (logs, CI, pipes)."""
-
-    def __init__(self, console: Console | None = None, enabled: bool = True) -> None:
-        self.console = console or Console(stderr=False)
-        self.enabled = enabled
-        self.rich = enabled and self.console.is_terminal
-        self._bar = None
-        self._task = None
-        self._last_plain = 0.0
-
-    def start_epoch(self, epoch: int, max_epochs: int, total: int, done: int = 0) -> None:
-        """A bar for the epoch, at ``done`` of ``total`` steps (a resume enters mid-way)."""
-        self._epoch_text = f"epoch {epoch + 1}/{max_epochs}"
-        if not self.rich:
-            return
-        if self._bar is None:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                TextColumn,
-                TimeElapsedColumn,
-                TimeRemainingColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
-            self._bar = RichProgress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                TimeRemainingColumn(),
-                TextColumn("{task.fields[metrics]}"),
-                console=self.console,
-                transient=False,
-            )
-            self._bar.start()
-        self._task = self._bar.add_task(self._epoch_text, total=total, completed=done, metrics="")
-
-    def advance(self, steps: int) -> None:
-        """Move the bar on by ``steps`` (no host sync: it counts, it reads nothing)."""
-        if self.rich and self._bar is not None and steps:
-            self._bar.update(self._task, advance=steps)
-
-    def show(self, metrics: Mapping[str, float]) -> None:
-        """The latest logged figures: beside the bar, or a plain line every 5 s."""
-        if not self.enabled:
-            return
-        text = fmt_metrics(metrics)
-        if self.rich and self._bar is not None:
-            self._bar.update(self._task, metrics=text)
-        elif time.monotonic() - self._last_plain > 5:
-            self._last_plain = time.monotonic()
-            print(f"{self._epoch_text}  {text}", flush=True)
-
-    def end_epoch(self, metrics: Mapping[str, float]) -> None:
-        if not self.enabled:
-            return
-        text = fmt_metrics(metrics)
-        if self.rich and self._bar is not None:
-            self._bar.update(self._task, metrics=text)
-        else:
-            print(f"{self._epoch_text}  {text}", flush=True)
-
-    def stop(self) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-            self._bar = None
-
-    def print(self, *args: Any, **kwargs: Any) -> None:
-        (self._bar.console if self._bar is not None else self.console).print(*args, **kwargs)
 
 
 def summary_table(summary: Mapping[str, Any], run_dir: Path) -> Table:

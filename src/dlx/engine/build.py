@@ -20,8 +20,9 @@ import torch
 from torch import nn
 
 from dlx.augment import Augmenter, split_augment
-from dlx.callbacks.builtin import default_callbacks, user_callback
+from dlx.callbacks.builtin import default_callbacks
 from dlx.callbacks.hooks import CallbackList
+from dlx.callbacks.user import user_callback
 from dlx.data import build_data
 from dlx.data.base import DataInfo, DataModule
 from dlx.data.overfit import OverfitData

@@ -22,7 +22,8 @@ def resolve_mode(monitor: str, mode: str) -> str:
 def metric(metrics: dict[str, float], name: str, key: str) -> float:
     """``metrics[name]``, or a usage error naming ``key`` and what it may watch."""
     from dlx.errors import UsageError
+    from dlx.suggest import allowed
 
     if name not in metrics:
-        raise UsageError(f"{key}={name}: unknown metric; choose one of: {', '.join(metrics)}")
+        raise UsageError(f"{key}={name}: unknown metric; {allowed(name, metrics)}")
     return metrics[name]

@@ -12,6 +12,7 @@ from typing import Any
 
 from dlx.errors import UsageError
 from dlx.status import Status
+from dlx.suggest import allowed
 
 
 def read_config(path: Path) -> dict[str, Any]:
@@ -63,7 +64,11 @@ def load_run_config(run_dir: Path, overrides: list[str] | None = None):
             raise UsageError(f"cannot parse override '{item}' (expected key=value)")
         current = OmegaConf.select(cfg, key, default=KeyError)
         if current is KeyError:
-            raise UsageError(f"{key}: unknown key in the run's config")
+            parent, _, name = key.rpartition(".")
+            node = OmegaConf.select(cfg, parent) if parent else cfg
+            keys = list(node.keys()) if isinstance(node, DictConfig) else []
+            hint = allowed(name, keys, "allowed keys", parent and parent + ".")
+            raise UsageError(f"{key}: unknown key in the run's config; {hint}")
         if isinstance(current, DictConfig):
             raise UsageError(
                 f"{key}: a config group; dlx eval takes key=value overrides of the run's "

@@ -47,7 +47,7 @@ def train(cfg: DictConfig) -> float | list[float] | None:
         outcome.report(f"usage-{hc.job.num if trial else 0}.json", {"error": str(e)})
         return None
     if not trial:
-        outcome.report("run.json", summary)
+        outcome.report("run.json", {**summary, "run_dir": str(run_dir)})
     elif summary.get("status") == Status.INTERRUPTED:
         # Ctrl-C / SIGTERM ends the whole sweep (exit 130/143), not just this trial
         outcome.report("interrupted.json", {"signal": summary.get("signal", "SIGINT")})

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from importlib import resources
 
+from dlx.suggest import allowed
+
 #: groups whose options are chosen as a list, each option's keys under <group>.<option>.
 LIST_GROUPS = ("regularization", "augment")
 
@@ -50,16 +52,16 @@ def unknown_key(key: str, args: list[str]) -> str:
         keys = _compose_keys(args, key, parent)
         if keys is None:  # the option itself is not chosen
             if option not in group_options(group):
-                return (
-                    f"{group}.{option}: unknown {group} option; choose from: "
-                    f"{', '.join(o for o in group_options(group) if o != 'none')}"
-                )
+                options = [o for o in group_options(group) if o != "none"]
+                return f"{group}.{option}: unknown {group} option; {allowed(option, options)}"
             return f"{key}: {group} option '{option}' is not chosen; add it: '{group}=[{option}]'"
     keys = _compose_keys(args, key, parent)
     where = f"under {parent}" if parent else "at the top level"
     if keys is None:
         return f"{key}: unknown key"
-    return f"{key}: unknown key; allowed keys {where}: {', '.join(keys)}"
+    name = key.rpartition(".")[2]
+    hint = allowed(name, keys, f"allowed keys {where}", parent and parent + ".")
+    return f"{key}: unknown key; {hint}"
 
 
 def _raised_in_hydra(e: BaseException) -> bool:
@@ -107,7 +109,7 @@ def hydra_error_line(e: Exception, args: list[str]) -> str | None:
     if m:
         group, option = m.groups()
         options = [o for o in group_options(group) if group not in LIST_GROUPS or o != "none"]
-        return f"{group}={option}: unknown option; choose one of: {', '.join(options)}"
+        return f"{group}={option}: unknown option; {allowed(option, options)}"
     m = re.search(r"Could not override '([^']+)'", text)
     if m:
         return unknown_key(m.group(1), args)

@@ -22,10 +22,12 @@ def exit_code(summary: dict) -> int:
     return EXIT.get(summary.get("status", Status.FAILED), 1)
 
 
-def finished(summary: dict) -> int:
-    """Say why a run failed (one line), and its exit code."""
+def finished(summary: dict, run_dir: object = None) -> int:
+    """Say why a run failed (one line, naming its run dir), and its exit code."""
     if summary.get("error") and summary.get("status") in BROKEN:
-        print(f"{summary['status']}: {summary['error']}", file=sys.stderr, flush=True)
+        where = run_dir or summary.get("run_dir")
+        line = f"{summary['status']}: {summary['error']}" + (f"; run dir: {where}" if where else "")
+        print(line, file=sys.stderr, flush=True)
     return exit_code(summary)
 
 

@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from rich.console import Console
 
 from dlx import status
+from dlx.console import fold, wide
 from dlx.engine import checkpoint
 from dlx.engine.monitor import resolve_mode
 from dlx.status import Status
@@ -126,14 +127,12 @@ def study_trials(sweep_dir: Path, own: list[Path]) -> tuple[list[Path], list[dic
 
 def print_leaderboard(sweep_dir: Path, console: Console | None = None) -> None:
     """``dlx runs SWEEP_DIR``: the sweep's leaderboard, from its trials as they are now."""
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
+    console = wide(console)
     trials = collect(sweep_dir)
     multi = pareto.objectives_of(sweep_dir)
     if multi:
         pareto.mark(trials, multi[1])
-    console.print(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir), multi))
+    console.print(fold(leaderboard(trials, f"sweep {sweep_dir}", _direction(sweep_dir), multi)))
     done = sum(t["status"] in FINAL for t in trials)
     console.print(f"{len(trials)} trials, {done} finished" + pruning_line(trials))
 
@@ -180,10 +179,8 @@ def finish(sweep_dir: Path, console: Console | None = None) -> dict[str, Any]:
     if best is not None:
         text = best_yaml(best, sweep_dir)
         checkpoint.atomic_write(sweep_dir / "best.yaml", lambda f: f.write(text.encode()))
-    console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 160)
-    console.print(leaderboard(trials, f"sweep {sweep_dir}", mode, multi))
+    console = wide(console)
+    console.print(fold(leaderboard(trials, f"sweep {sweep_dir}", mode, multi)))
     ok = sum(t["status"] in SUCCESS for t in trials)
     console.print(
         f"{ok} of {len(trials)} trials succeeded"
