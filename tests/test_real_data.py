@@ -257,3 +257,33 @@ def test_cnn1d_refuses_images_and_too_many_kernels_in_one_line(dlx):
     info = DataInfo(name="mnist1d", kind="sequence", num_classes=10, seq_len=40, features=1)
     with pytest.raises(UsageError, match=r"model\.kernels=\[5, 5, 5, 5, 5\]: conv5 leaves no"):
         build_model({"name": "cnn1d", "kernels": [5, 5, 5, 5, 5]}, info)
+
+
+# --- the study ------------------------------------------------------------------------------
+def test_spatial_prior_runs_end_to_end_at_a_tiny_budget(dlx, offline_env):
+    r = dlx(
+        "study",
+        "spatial_prior",
+        "trainer.seed=0,1",  # two seeds instead of the study's three
+        "trainer.max_epochs=1",
+        "trainer.limit_train_batches=2",
+        "trainer.limit_val_batches=1",
+        "hydra.sweep.dir=st",
+        env=offline_env,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = dlx.cwd / "st"
+    assert len(list(out.glob("*/summary.json"))) == 16  # 4 models x plain/permuted x 2 seeds
+    lines = r.stdout.strip().splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("study spatial_prior: "))
+    verdicts = lines[head + 1 :]
+    assert len(verdicts) == 4
+    words = ("supported", "contradicted", "not supported", "inconclusive")
+    assert all(v.startswith(words) for v in verdicts)
+    assert "the CNN beats the MLP on the plain sequences" in verdicts[0]
+    assert "n=2/2, within ±0.05" in verdicts[3]
+    report = (out / "report" / "report.md").read_text()
+    for model in RECIPES:
+        for permute in ("False", "True"):
+            assert f"+experiment={model} data.permute={permute}" in report
