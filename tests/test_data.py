@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 import pickle
 import re
@@ -15,12 +14,12 @@ import torch
 
 from dlx.data import DATASETS, build_data
 from dlx.data.base import channel_stats, split_indices
+from dlx.data.mnist10k import IMAGES, LABELS, read_idx
 from dlx.data.vision import SPECS
 from dlx.errors import UsageError
 
 CPU = torch.device("cpu")
 SRC = Path(__file__).resolve().parents[1] / "src"
-MNIST_T10K = Path(__file__).resolve().parents[2] / "shared/data/mnist-t10k"
 
 
 def all_batches(data, split: str, **kw) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,16 +28,6 @@ def all_batches(data, split: str, **kw) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 # --- MNIST family: slices of the genuine t10k set re-encoded as IDX files ----------------------
-def read_idx_gz(path: Path) -> np.ndarray:
-    """An IDX file as published: big-endian magic (0x0800 + ndim for uint8), then the dims."""
-    raw = gzip.decompress(path.read_bytes())
-    magic = struct.unpack(">I", raw[:4])[0]
-    assert magic >> 8 == 0x08, "unsigned-byte IDX"
-    ndim = magic & 0xFF
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims).copy()
-
-
 def write_idx(path: Path, array: np.ndarray) -> None:
     header = struct.pack(f">I{array.ndim}I", 0x0800 + array.ndim, *array.shape)
     path.write_bytes(header + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
@@ -46,10 +35,7 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 
 @pytest.fixture(scope="module")
 def t10k() -> tuple[np.ndarray, np.ndarray]:
-    if not MNIST_T10K.is_dir():
-        pytest.skip(f"genuine MNIST files not found at {MNIST_T10K}")
-    images = read_idx_gz(MNIST_T10K / "t10k-images-idx3-ubyte.gz")
-    labels = read_idx_gz(MNIST_T10K / "t10k-labels-idx1-ubyte.gz")
+    images, labels = read_idx(IMAGES), read_idx(LABELS)  # shipped with dlx (data=mnist10k)
     assert images.shape == (10000, 28, 28) and labels.shape == (10000,)
     return images, labels
 

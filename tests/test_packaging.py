@@ -32,6 +32,9 @@ def test_non_editable_install_trains_from_another_folder(tmp_path: Path):
     assert (target / "dlx" / "conf" / "config.yaml").is_file()
     assert (target / "dlx" / "conf" / "experiment" / "lenet.yaml").is_file()
     assert (target / "dlx" / "data" / "corpora" / "timemachine.txt").stat().st_size == 178_979
+    shipped = target / "dlx" / "data" / "mnist_t10k"  # data=mnist10k, with its source note
+    assert (shipped / "t10k-images-idx3-ubyte.gz").stat().st_size == 1_648_877
+    assert (shipped / "t10k-labels-idx1-ubyte.gz").is_file() and (shipped / "README.md").is_file()
     work = tmp_path / "elsewhere"
     work.mkdir()
     env = {**os.environ, "PYTHONPATH": str(target), "OMP_NUM_THREADS": "1"}

@@ -25,7 +25,8 @@ class DataInfo:
     a recurrent model then emits (N, seq_len, num_classes), and only the last ``scored_steps``
     steps (0: all) count for the accuracy. Images are read as sequences (by the recurrent
     models) row by row or pixel by pixel (``sequence``); ``permute_seed`` set, their pixels
-    come in a fixed order drawn from it (``dlx.engine.inputs``), the same for every split.
+    (a sequence's steps) come in a fixed order drawn from it (``dlx.engine.inputs``), the same
+    for every split.
     """
 
     name: str

@@ -1,5 +1,6 @@
 """Raw batches to model inputs: uint8 images -> [0, 1] -> augment -> normalise (-> a fixed
-permutation of the pixels, ``data.permute``).
+permutation of the pixels, ``data.permute``); sequences as they are (-> a fixed permutation of
+their time steps, ``data.permute``: shuffled MNIST-1D).
 
 The target is the objective's (``Objective.target``): the labels, or for a reconstruction the
 clean image in [0, 1], taken after the data-movement augmentations (crop, flip) and before
@@ -31,8 +32,28 @@ class PermutePixels:
         return x.flatten(2)[:, :, self.order].view_as(x)
 
 
+class PermuteSteps:
+    """(N, T, F) -> the same sequences with their T steps in ``order``."""
+
+    def __init__(self, order: Tensor) -> None:
+        self.order = order
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x[:, self.order]
+
+
 def _same(x: Tensor) -> Tensor:
     return x
+
+
+def permutation(info: DataInfo, device: torch.device) -> Callable[[Tensor], Tensor]:
+    """``data.permute``'s fixed order of an image's pixels or a sequence's steps (the same
+    for every split and epoch), or nothing to do."""
+    if info.permute_seed is None:
+        return _same
+    if info.kind == "image":
+        return PermutePixels(pixel_order(info.image_size**2, info.permute_seed).to(device))
+    return PermuteSteps(pixel_order(info.seq_len, info.permute_seed).to(device))
 
 
 class Inputs:
@@ -52,14 +73,11 @@ class Inputs:
         self.mean = torch.tensor(info.mean, device=device).view(shape)
         self.inv_std = 1 / torch.tensor(info.std, device=device).view(shape)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
-        self.permute = _same
-        if info.permute_seed is not None:  # the same order for every split and epoch
-            order = pixel_order(info.image_size**2, info.permute_seed).to(device)
-            self.permute = PermutePixels(order)
+        self.permute = permutation(info, device)
 
     def __call__(self, x: Tensor, y: Tensor, augment: Any = None) -> tuple[Tensor, Tensor]:
         if not self.image:
-            return x, y
+            return self.permute(x), y
         if augment is not None:  # uint8 in (crop/flip move the bytes), floats in [0, 1] out
             clean = augment.move(x)
             x, y = augment.corrupt(clean, y)

@@ -67,7 +67,7 @@ def _layers(model: nn.Module, activation: str) -> Iterator[tuple[list[Tensor], l
     """(conv-shaped weights, biases, activation for the gain) of every layer a scheme sets; a
     locally connected layer gives one weight per position."""
     for m in model.modules():
-        if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
+        if isinstance(m, nn.Conv1d | nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
             yield [m.weight], [m.bias] if m.bias is not None else [], activation
         elif isinstance(m, LocallyConnected2d):
             yield m.kernels(), [m.bias] if m.bias is not None else [], activation
