@@ -308,11 +308,13 @@ def test_two_runs_started_at_once_get_different_dirs(tmp_path):
 
 
 def test_tb_binds_localhost_unless_told_otherwise():
-    argv = cli.tb_argv([])
+    from dlx.commands.verbs import tb_argv
+
+    argv = tb_argv([])
     assert argv[argv.index("--logdir") + 1] == "outputs"
     assert argv[argv.index("--host") + 1] == "127.0.0.1"
-    assert "127.0.0.1" not in cli.tb_argv(["runs", "--bind_all"])
-    argv = cli.tb_argv(["runs", "--host", "0.0.0.0"])
+    assert "127.0.0.1" not in tb_argv(["runs", "--bind_all"])
+    argv = tb_argv(["runs", "--host", "0.0.0.0"])
     assert argv.count("--host") == 1 and "0.0.0.0" in argv
 
 

@@ -108,6 +108,13 @@ def build(
     data = build_data(spec.data, device)
     regs = Regularization(spec.regularization)
     model = model_of(spec.model, data.info).to(device)
+    if ((train and spec.augment) or t.tta != "none") and data.info.kind != "image":
+        keys = (
+            ("augment, trainer.tta", "augment=none trainer.tta=none")
+            if train
+            else (f"trainer.tta={t.tta}", "trainer.tta=none")
+        )
+        raise UsageError(f"{keys[0]}: data={data.info.name} is a sequence task; use {keys[1]}")
     if not train:
         return _eval_parts(spec, device, data, regs, model)
     model = _placed(model, t, ctx or Dist(), device, data.info)
@@ -118,11 +125,6 @@ def build(
         raise UsageError(empty_split(spec.data, data))
     steps = _steps_per_epoch(data, t)
     schedule = build_schedule(spec.sched, optimizer, steps, t.max_epochs, mode=t.mode)
-    if (spec.augment or t.tta != "none") and data.info.kind != "image":
-        raise UsageError(
-            f"augment, trainer.tta: data={data.info.name} is a sequence task; "
-            "use augment=none trainer.tta=none"
-        )
     task = task_of(model, data.info)
     objective = build_objective(data.info, task, label_smoothing=regs.label_smoothing)
     objective.check_options(task, list(spec.augment), t.tta)
@@ -149,11 +151,6 @@ def _eval_parts(
     spec: RunSpec, device: torch.device, data: DataModule, regs: Regularization, model: nn.Module
 ) -> Parts:
     """Evaluation's parts: the plain objective, no augmentation (``trainer.tta`` checked)."""
-    if spec.trainer.tta != "none" and data.info.kind != "image":  # as training refuses it
-        raise UsageError(
-            f"trainer.tta={spec.trainer.tta}: data={data.info.name} is a sequence task; "
-            "use trainer.tta=none"
-        )
     task = task_of(model, data.info)
     objective = build_objective(data.info, task)
     objective.check_options(task, [], spec.trainer.tta)
