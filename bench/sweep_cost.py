@@ -30,6 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "handwritten_sweep.py"
 ONE_EPOCH = ["trainer.max_epochs=1", "trainer.progress=false"]
+TRAIN_M = ["-m", "dlx", "train", "-m"]
 
 
 def lrs(n: int) -> list[str]:
@@ -39,7 +40,7 @@ def lrs(n: int) -> list[str]:
 
 def dlx_grid(n: int, sweep_dir: str) -> list[str]:
     lr = ",".join(lrs(n))
-    return ["-m", "dlx", "train", "-m", f"optim.lr={lr}", *ONE_EPOCH, f"hydra.sweep.dir={sweep_dir}"]
+    return [*TRAIN_M, f"optim.lr={lr}", *ONE_EPOCH, f"hydra.sweep.dir={sweep_dir}"]
 
 
 def script_grid(n: int, sweep_dir: str) -> list[str]:
@@ -48,10 +49,7 @@ def script_grid(n: int, sweep_dir: str) -> list[str]:
 
 def dlx_tpe(n: int, sweep_dir: str) -> list[str]:
     return [
-        "-m",
-        "dlx",
-        "train",
-        "-m",
+        *TRAIN_M,
         "sweep=tpe",
         f"hydra.sweeper.n_trials={n}",
         "hydra.sweeper.sampler.seed=0",
