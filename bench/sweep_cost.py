@@ -129,6 +129,37 @@ def parallel(repeats: int = 3) -> dict[str, object]:
     }
 
 
+def rows(r: dict) -> list[tuple[str, str, str]]:
+    """``bench/run.py``'s table rows of ``measure()``'s result."""
+    out = []
+    for case, what in (("grid", "grid"), ("tpe", "Optuna TPE")):
+        c = r[case]
+        out += [
+            (
+                f"{what} sweep trial, dlx / script CPU ({c['dlx_trial_cpu_s'] * 1e3:.0f} vs "
+                f"{c['script_trial_cpu_s'] * 1e3:.0f} ms a 1-epoch trial; marginal, median)",
+                f"{c['ratio_cpu']:.2f}",
+                "<= 1.5",
+            ),
+            (
+                f"  wall ({c['dlx_trial_wall_s'] * 1e3:.0f} vs "
+                f"{c['script_trial_wall_s'] * 1e3:.0f} ms)",
+                f"{c['ratio_wall']:.2f}",
+                "",
+            ),
+        ]
+    j = r["joblib"]
+    out.append(
+        (
+            f"16-trial grid, 2 joblib workers / 1 (wall {j['two_workers_s']:.1f} vs "
+            f"{j['one_worker_s']:.1f} s)",
+            f"{j['ratio']:.2f}",
+            "<= 0.6",
+        )
+    )
+    return out
+
+
 def measure(repeats: int | None = None) -> dict[str, object]:
     out: dict[str, object] = {case: marginal(case, repeats) for case in CASES}
     out["joblib"] = parallel(repeats or 3)
