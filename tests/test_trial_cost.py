@@ -187,3 +187,22 @@ def test_a_two_worker_joblib_sweep_writes_every_trials_records(dlx, tmp_path):
         for name in ("provenance.json", "summary.json", "metrics.csv", "trial.json"):
             assert (sweep_dir / t / name).is_file(), (t, name)
     assert len(json.loads((sweep_dir / "sweep.json").read_text())["trials"]) == 3
+
+
+def test_a_search_path_reaches_the_trials_without_changing_the_loaders_sources(tmp_path):
+    from hydra import initialize_config_module
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "wide.yaml").write_text("defaults:\n  - mlp\n  - _self_\nhidden: [512]\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="dlx.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        sources = [s.path for s in loader.get_sources()]
+        searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+        master = loader.load_configuration("config", [searchpath], RunMode.MULTIRUN)
+        once = ComposeOnce(loader)
+        once.check(master, [["model=wide"]])
+        assert list(once.load_sweep_config(master, ["model=wide"]).model.hidden) == [512]
+        assert list(once.load_sweep_config(master, ["model=wide"]).model.hidden) == [512]
+        assert [s.path for s in loader.get_sources()] == sources
+    GlobalHydra.instance().clear()

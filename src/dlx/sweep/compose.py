@@ -39,10 +39,16 @@ class SweepRepository:
             self.cache[key] = self.delegate.load_config(config_path=config_path)
         return self.cache[key]
 
+    def initialize_sources(self, config_search_path: Any) -> None:
+        # copy on write: ``hydra.searchpath`` changes this composition's sources only
+        self.delegate = copy.deepcopy(self.delegate)
+        self.delegate.initialize_sources(config_search_path)
+
     def __deepcopy__(self, memo: dict[int, Any]) -> SweepRepository:
-        # Hydra copies the repository for every composition (so that ``hydra.searchpath``
-        # changes a copy): the sources are copied, the loaded files are shared
-        return SweepRepository(copy.deepcopy(self.delegate, memo), self.cache)
+        # Hydra copies the repository for every composition, so that ``hydra.searchpath``
+        # changes a copy: ``initialize_sources`` copies the sources when it does; the
+        # loaded files are shared
+        return SweepRepository(self.delegate, self.cache)
 
     def __getattr__(self, name: str) -> Any:
         if name in ("delegate", "cache"):  # unpickling: not set yet
