@@ -112,6 +112,9 @@ def test_a_worker_gets_the_loader_without_the_kept_configs(loader):
     once.check(master, TRIALS[:1])
     copy = pickle.loads(pickle.dumps(once))
     assert not copy.kept and copy.compositions == 0
+    files = copy.loader.repository.cache
+    assert files is not once.loader.repository.cache  # a worker reads its own files ...
+    assert pickle.loads(pickle.dumps(once)).loader.repository.cache is files  # ... once
     assert OmegaConf.to_yaml(copy.load_sweep_config(master, TRIALS[0])) == OmegaConf.to_yaml(
         once.load_sweep_config(master, TRIALS[0])
     )
