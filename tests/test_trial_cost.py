@@ -72,6 +72,25 @@ def test_hydras_own_basic_sweeper_still_composes_twice(monkeypatch, tmp_path):
     assert (code, compositions) == (0, 4)
 
 
+def test_an_optuna_sweep_composes_each_trial_once(monkeypatch, tmp_path):
+    args = ("sweep=tpe", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0")
+    code, compositions, sweep_dir = sweep_in_process(monkeypatch, tmp_path, *args)
+    assert (code, compositions) == (0, 2)
+    assert all((sweep_dir / t / "provenance.json").is_file() for t in "01")
+
+
+def test_trials_open_their_storage_once_until_its_file_is_replaced(tmp_path):
+    from hydra_plugins.dlx_optuna_sweeper.study import OpenedStorages
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    opened = OpenedStorages()
+    first = opened.get(url)
+    assert opened.get(url) is first
+    (tmp_path / "optuna.db").unlink()
+    (tmp_path / "optuna.db").write_bytes(b"")  # another study's file at the same path
+    assert opened.get(url) is not first
+
+
 @pytest.fixture
 def loader():
     """Hydra's config loader on dlx's config tree and the multirun master config."""

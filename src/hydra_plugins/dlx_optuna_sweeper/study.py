@@ -92,7 +92,8 @@ class OpenedStorages:
     def get(self, url: str) -> BaseStorage:
         key = (url, _file_identity(url))
         if self.storage is None or key != self.key or key[1] is None:
-            self.key, self.storage = key, open_storage(url)
+            self.storage = open_storage(url)
+            self.key = (url, _file_identity(url))  # the file it made, if it was not there
         return self.storage
 
 
