@@ -80,7 +80,7 @@ def test_an_optuna_sweep_composes_each_trial_once(monkeypatch, tmp_path):
 
 
 def test_trials_open_their_storage_once_until_its_file_is_replaced(tmp_path):
-    from hydra_plugins.dlx_optuna_sweeper.study import OpenedStorages
+    from hydra_plugins.dlx_optuna_sweeper.opened import OpenedStorages
 
     url = f"sqlite:///{tmp_path / 'optuna.db'}"
     opened = OpenedStorages()

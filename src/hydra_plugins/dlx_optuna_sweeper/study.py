@@ -80,39 +80,6 @@ def open_storage(url: str) -> BaseStorage:
         raise UsageError(f"hydra.sweeper.storage={url}: {e} (install its database driver)") from e
 
 
-class OpenedStorages:
-    """Storages opened in this process, by URL: the trials a process runs (in-process, or one
-    joblib worker's) open their study's storage once, not once a trial. A SQLite or journal
-    file that was replaced since (another study at the same path) is opened afresh."""
-
-    def __init__(self) -> None:
-        self.key: tuple[str, Any] | None = None
-        self.storage: BaseStorage | None = None
-
-    def get(self, url: str) -> BaseStorage:
-        key = (url, _file_identity(url))
-        if self.storage is None or key != self.key or key[1] is None:
-            self.storage = open_storage(url)
-            self.key = (url, _file_identity(url))  # the file it made, if it was not there
-        return self.storage
-
-
-def _file_identity(url: str) -> tuple[int, int] | str | None:
-    """The (device, inode) of a SQLite or journal file; the URL itself for a server; None
-    for a file that is not there."""
-    for prefix in ("sqlite:///", JOURNAL):
-        if url.startswith(prefix):
-            try:
-                st = Path(url[len(prefix) :]).stat()
-            except OSError:
-                return None
-            return st.st_dev, st.st_ino
-    return url
-
-
-OPENED = OpenedStorages()
-
-
 # --- claiming trials: one worker at a time counts the study and asks ---------------------------
 def _file_lock(path: Path) -> Iterator[None]:
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,11 +270,13 @@ def job_trial() -> optuna.Trial | None:
     import optuna
     from optuna.trial import TrialState
 
+    from hydra_plugins.dlx_optuna_sweeper.opened import OPENED
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = hc.sweeper.storage or default_storage(Path(hc.sweep.dir))
     study = optuna.load_study(
         study_name=hc.sweeper.study_name,
-        storage=OPENED.get(url),
+        storage=OPENED.get(url),  # once per process
         pruner=build_pruner(hc.sweeper.get("pruner")),
     )
     if len(study.directions) > 1:  # Optuna's trials report one objective: no pruning
