@@ -1,6 +1,6 @@
 """``make bench``: dlx's speed figures in one Rich table and one JSON file.
 
-    python bench/run.py [--only loop,augment,startup,sweep,targets] [--json bench/results.json]
+    python bench/run.py [--only loop,augment,startup,sweep,trials,targets] [--json …]
 
 - overhead: whole `dlx train` processes against a hand-written script of the same job
   (bench/handwritten.py), marginal epochs, alternating runs, medians: <= 1.03x at the defaults,
@@ -13,6 +13,10 @@
 - augment: augment=standard's cost per LeNet step (<= 5%) and batched vs PIL throughput (>= 10x);
 - startup: dlx --help (<= 0.5 s);
 - sweep: a 4-trial grid on 1 vs 2 joblib workers;
+- trials: a sweep trial's marginal CPU (and wall) cost, whole ``dlx train -m`` processes against
+  a hand-written sweep in one process (bench/handwritten_sweep.py): a grid of 1-epoch LeNet
+  trials (<= 1.5x) and an Optuna TPE sweep against plain ``optuna...optimize`` (<= 1.5x); a
+  16-trial grid on 2 joblib workers over 1 (wall, <= 0.6) (bench/sweep_cost.py);
 - targets: default LeNet >= 0.97 test acc within 60 s; ResNet-20 + Adam >= 0.95 within 180 s;
 - gpu: bench/gpu.py (images/s and MFU per model and setting, dlx vs a bare loop), when CUDA is
   there; it writes bench/results_gpu.json.
@@ -31,7 +35,17 @@ from rich.table import Table
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-ALL = ("overhead", "checkpoint", "loop", "augment", "startup", "sweep", "targets", "gpu")
+ALL = (
+    "overhead",
+    "checkpoint",
+    "loop",
+    "augment",
+    "startup",
+    "sweep",
+    "trials",
+    "targets",
+    "gpu",
+)
 
 
 def main() -> None:
@@ -136,6 +150,12 @@ def main() -> None:
             ("4-trial grid, 2 jobs (s)", f"{r['sweep_4_trials_2_jobs_s']:.1f}", ""),
             ("sweep speed-up on 2 cores", f"{r['speedup']:.2f}x", ""),
         ]
+    if "trials" in chosen:
+        import sweep_cost
+
+        r = sweep_cost.measure()
+        results["trials"] = r
+        rows += sweep_cost.rows(r)
     if "targets" in chosen:
         import targets
 

@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+from contextvars import ContextVar
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -137,15 +138,15 @@ def command_line() -> str:
     return shlex.join(argv)
 
 
-def collect(cwd: Path | None = None) -> dict[str, Any]:
-    """Everything ``provenance.json`` holds; ``git`` is None outside a repo. The diff of a
-    dirty tree comes back under ``"diff"`` (``write`` moves it to its own file)."""
-    cwd = Path.cwd() if cwd is None else Path(cwd)
+#: the sweep dir while a sweep's trial runs (``dlx.sweep.app``): the trials of one sweep that
+#: run in one process share one snapshot of what cannot change between them
+SWEEP: ContextVar[str | None] = ContextVar("dlx_provenance_sweep", default=None)
+
+
+def snapshot(cwd: Path) -> dict[str, Any]:
+    """The part of the provenance that is the same for every trial of a sweep."""
     git, diff = git_info(cwd)
     return {
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command_line(),
-        "cwd": str(cwd),
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "git": git,
@@ -153,6 +154,40 @@ def collect(cwd: Path | None = None) -> dict[str, Any]:
         "versions": versions(),
         "devices": devices(),
         "packages": packages(),
+    }
+
+
+class Snapshots:
+    """The snapshot of the sweep this process runs trials of (one sweep at a time)."""
+
+    def __init__(self) -> None:
+        self.key: tuple[str, str] | None = None
+        self.value: dict[str, Any] = {}
+        self.taken = 0
+
+    def get(self, sweep: str | None, cwd: Path) -> dict[str, Any]:
+        if sweep is None:
+            return snapshot(cwd)
+        if self.key != (sweep, str(cwd)):
+            self.key, self.value = (sweep, str(cwd)), snapshot(cwd)
+            self.taken += 1
+        return self.value
+
+
+SNAPSHOTS = Snapshots()
+
+
+def collect(cwd: Path | None = None) -> dict[str, Any]:
+    """Everything ``provenance.json`` holds; ``git`` is None outside a repo. The diff of a
+    dirty tree comes back under ``"diff"`` (``write`` moves it to its own file). A sweep's
+    trials take the sweep's snapshot (``SWEEP``); the time and command are each run's own."""
+    cwd = Path.cwd() if cwd is None else Path(cwd)
+    fixed = SNAPSHOTS.get(SWEEP.get(), cwd)
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": command_line(),
+        "cwd": str(cwd),
+        **fixed,
     }
 
 

@@ -72,7 +72,7 @@ def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
     The trial's lock is taken first: a restarted sweep waits for a trial that an orphaned
     worker of the dead one still trains (its watchdog stops it within seconds), then finds
     it recorded or resumes it, never trains it twice at once."""
-    from dlx.engine import runlock
+    from dlx.engine import provenance, runlock
     from dlx.engine.loop import run
     from dlx.sweep.watchdog import GRACE_S, POLL_S, watch_main
 
@@ -83,7 +83,11 @@ def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
         if summary is not None:
             return summary
         job.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
-        return run(cfg, run_dir, resume=job.start_trial(run_dir, overrides))
+        scope = provenance.SWEEP.set(str(Path(hc.sweep.dir).resolve()))  # one snapshot a sweep
+        try:
+            return run(cfg, run_dir, resume=job.start_trial(run_dir, overrides))
+        finally:
+            provenance.SWEEP.reset(scope)
 
 
 def task_config(config: DictConfig) -> DictConfig:

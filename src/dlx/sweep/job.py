@@ -74,14 +74,15 @@ def gpu_for_job(job_num: int, n_gpus: int, n_jobs: int | None) -> int | None:
 
 
 def configure_job(job_num: int, n_jobs: int | None) -> None:
-    """Divide the cores among parallel jobs and give each job its own GPU when several
+    """Divide the cores among parallel jobs (unless ``OMP_NUM_THREADS`` sets the threads: joblib's
+    worker processes get ``cores // n_jobs`` there) and give each job its own GPU when several
     are visible (``torch.cuda.set_device``: a launcher's worker process runs several jobs,
     so ``CUDA_VISIBLE_DEVICES`` could not be changed once CUDA is initialised)."""
     import torch
 
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     threads = threads_per_job(n_jobs, cpus or 1)
-    if threads is not None:
+    if threads is not None and "OMP_NUM_THREADS" not in os.environ:  # set: torch read it
         torch.set_num_threads(threads)
     gpu = gpu_for_job(job_num, torch.cuda.device_count(), n_jobs)
     if gpu is not None:

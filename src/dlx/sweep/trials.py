@@ -62,7 +62,8 @@ def collect(sweep_dir: Path, finished: bool = False) -> list[dict[str, Any]]:
     others, unreadable = study_trials(sweep_dir, own)
     for run_dir in sorted([*own, *others], key=lambda p: _trial_number(p)):
         info = read_run(run_dir)
-        cfg = yaml.safe_load((run_dir / ".hydra" / "config.yaml").read_text()) or {}
+        text = (run_dir / ".hydra" / "config.yaml").read_text()
+        cfg = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) or {}
         trainer = cfg.get("trainer") or {}
         monitor = info.get("monitor") or trainer.get("monitor", "val/acc")  # the run's own
         status = info["status"]

@@ -270,11 +270,13 @@ def job_trial() -> optuna.Trial | None:
     import optuna
     from optuna.trial import TrialState
 
+    from hydra_plugins.dlx_optuna_sweeper.opened import OPENED
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     url = hc.sweeper.storage or default_storage(Path(hc.sweep.dir))
     study = optuna.load_study(
         study_name=hc.sweeper.study_name,
-        storage=open_storage(url),
+        storage=OPENED.get(url),  # once per process
         pruner=build_pruner(hc.sweeper.get("pruner")),
     )
     if len(study.directions) > 1:  # Optuna's trials report one objective: no pruning

@@ -38,6 +38,7 @@ from optuna.trial import TrialState
 
 from dlx.errors import UsageError
 from dlx.status import Status
+from dlx.sweep.compose import ComposesOnce, composing_once
 from hydra_plugins.dlx_optuna_sweeper import results
 from hydra_plugins.dlx_optuna_sweeper import study as shared
 from hydra_plugins.dlx_optuna_sweeper.directions import direction_for, resolve
@@ -59,8 +60,9 @@ def consecutive(numbers: list[int]) -> list[list[int]]:
     return runs
 
 
-class DlxOptunaSweeper(Sweeper):
-    """Hydra sweeper driving an Optuna study; job ``N`` of the sweep is Optuna trial ``N``."""
+class DlxOptunaSweeper(ComposesOnce, Sweeper):
+    """Hydra sweeper driving an Optuna study; job ``N`` of the sweep is Optuna trial ``N``
+    (each composed once: ``dlx.sweep.compose``)."""
 
     def __init__(
         self,
@@ -106,6 +108,7 @@ class DlxOptunaSweeper(Sweeper):
     def setup(
         self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
     ) -> None:
+        hydra_context = composing_once(hydra_context)  # the check's configs go to the launcher
         self.config = config
         self.hydra_context = hydra_context
         self.launcher = Plugins.instance().instantiate_launcher(

@@ -1,0 +1,230 @@
+"""A sweep trial's fixed cost: each trial composed once, data loaded once per process, one
+provenance snapshot per sweep, joblib workers sharing the cores. Correctness only: the
+figures are ``bench/sweep_cost.py``'s."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import pytest
+import torch
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import OmegaConf
+
+from dlx.data import DATASETS, build_data
+from dlx.data.base import InMemoryData
+from dlx.data.cache import CACHE, DataCache, key_of
+from dlx.engine import provenance
+from dlx.sweep import job
+from dlx.sweep.compose import ComposeOnce
+
+TINY = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.limit_val_batches=1",
+    "trainer.progress=false",
+]
+CPU = torch.device("cpu")
+
+
+def sweep_in_process(monkeypatch, tmp_path: Path, *args: str) -> tuple[int, int, Path]:
+    """``dlx train -m ARGS`` in this process: (exit code, full compositions, sweep dir)."""
+    from dlx.sweep import launch
+
+    calls = []
+    compose = ConfigLoaderImpl.load_sweep_config
+
+    def counted(self, master_config, sweep_overrides):
+        calls.append(list(sweep_overrides))
+        return compose(self, master_config, sweep_overrides)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_sweep_config", counted)
+    monkeypatch.chdir(tmp_path)
+    sweep_dir = tmp_path / "sweep"
+    code = launch.train(["-m", *args, *TINY, f"hydra.sweep.dir={sweep_dir}"])
+    return code, len(calls), sweep_dir
+
+
+def test_a_grid_composes_each_trial_once_and_every_trial_records_its_provenance(
+    monkeypatch, tmp_path
+):
+    snapshots = provenance.SNAPSHOTS.taken
+    code, compositions, sweep_dir = sweep_in_process(monkeypatch, tmp_path, "optim.lr=0.01,0.003")
+    assert code == 0
+    assert compositions == 2  # Hydra's basic sweeper: 4 (the batch check, then each launch)
+    records = [json.loads((sweep_dir / t / "provenance.json").read_text()) for t in "01"]
+    assert provenance.SNAPSHOTS.taken == snapshots + 1  # one snapshot for the sweep ...
+    for key in ("git", "packages", "versions", "host"):  # ... that each trial records
+        assert records[0][key] == records[1][key]
+    assert all(r["time"] and r["packages"] for r in records)
+    for t, lr in zip("01", (0.01, 0.003)):
+        assert json.loads((sweep_dir / t / "summary.json").read_text())["status"] == "completed"
+        assert OmegaConf.load(sweep_dir / t / ".hydra" / "config.yaml").optim.lr == lr
+
+
+def test_hydras_own_basic_sweeper_still_composes_twice(monkeypatch, tmp_path):
+    args = ("hydra/sweeper=basic", "optim.lr=0.01,0.003")
+    code, compositions, _ = sweep_in_process(monkeypatch, tmp_path, *args)
+    assert (code, compositions) == (0, 4)
+
+
+def test_an_optuna_sweep_composes_each_trial_once(monkeypatch, tmp_path):
+    args = ("sweep=tpe", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0")
+    code, compositions, sweep_dir = sweep_in_process(monkeypatch, tmp_path, *args)
+    assert (code, compositions) == (0, 2)
+    assert all((sweep_dir / t / "provenance.json").is_file() for t in "01")
+
+
+def test_trials_open_their_storage_once_until_its_file_is_replaced(tmp_path):
+    from hydra_plugins.dlx_optuna_sweeper.opened import OpenedStorages
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    opened = OpenedStorages()
+    first = opened.get(url)
+    assert opened.get(url) is first
+    (tmp_path / "optuna.db").unlink()
+    (tmp_path / "optuna.db").write_bytes(b"")  # another study's file at the same path
+    assert opened.get(url) is not first
+
+
+@pytest.fixture
+def loader():
+    """Hydra's config loader on dlx's config tree and the multirun master config."""
+    from hydra import initialize_config_module
+
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="dlx.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        master = loader.load_configuration("config", ["hydra.sweep.dir=x"], RunMode.MULTIRUN)
+        yield loader, master
+    GlobalHydra.instance().clear()
+
+
+TRIALS = [
+    ["model=mlp", "optim.lr=0.1"],
+    ["optim=sgd", "optim.lr=0.1", "data.batch_size=64"],
+    ["model=mlp", "optim=sgd"],
+    ["regularization=label_smoothing", "optim.lr=0.1"],
+]
+
+
+def test_composed_once_is_what_hydra_composes(loader):
+    loader, master = loader
+    plain = [OmegaConf.to_yaml(loader.load_sweep_config(master, t)) for t in TRIALS]
+    once = ComposeOnce(loader)
+    once.check(master, TRIALS[:2])
+    assert once.compositions == 2
+    got = [OmegaConf.to_yaml(once.load_sweep_config(master, t)) for t in TRIALS]
+    assert got == plain  # the kept two, then two fresh ones from the shared file cache
+    assert once.compositions == 4 and not once.kept
+    again = once.load_sweep_config(master, TRIALS[0])  # taken once: composed afresh
+    assert OmegaConf.to_yaml(again) == plain[0] and once.compositions == 5
+
+
+def test_a_worker_gets_the_loader_without_the_kept_configs(loader):
+    loader, master = loader
+    once = ComposeOnce(loader)
+    once.check(master, TRIALS[:1])
+    copy = pickle.loads(pickle.dumps(once))
+    assert not copy.kept and copy.compositions == 0
+    files = copy.loader.repository.cache
+    assert files is not once.loader.repository.cache  # a worker reads its own files ...
+    assert pickle.loads(pickle.dumps(once)).loader.repository.cache is files  # ... once
+    assert OmegaConf.to_yaml(copy.load_sweep_config(master, TRIALS[0])) == OmegaConf.to_yaml(
+        once.load_sweep_config(master, TRIALS[0])
+    )
+
+
+def test_a_bad_override_fails_the_batch_check(loader):
+    from hydra.errors import ConfigCompositionException
+
+    loader, master = loader
+    with pytest.raises(ConfigCompositionException):
+        ComposeOnce(loader).check(master, [TRIALS[0], ["optim.nope=1"]])
+
+
+def _digits(**keys):
+    node = OmegaConf.load(Path(__file__).parents[1] / "src/dlx/conf/data/digits.yaml")
+    node.update(keys)
+    return node
+
+
+def test_a_cache_hit_is_the_data_a_fresh_load_gives():
+    CACHE.clear()
+    first, second = build_data(_digits(), CPU), build_data(_digits(), CPU)
+    fresh = DATASETS.get("digits").builder(DATASETS.parse(_digits()), CPU)
+    assert CACHE.hits >= 1 and first is not second
+    for data in (first, second):
+        assert data.info == fresh.info
+        for split, (x, y) in fresh.splits.items():
+            assert torch.equal(data.splits[split][0], x) and torch.equal(data.splits[split][1], y)
+
+
+def test_a_runs_own_changes_leave_the_kept_data_alone():
+    CACHE.clear()
+    whole = build_data(_digits(), CPU)
+    half = build_data(_digits(train_fraction=0.5), CPU)  # another key: its own data
+    again = build_data(_digits(), CPU)
+    assert half.info.sizes["train"] < whole.info.sizes["train"] == again.info.sizes["train"]
+    again.splits["train"] = again.splits["val"]
+    assert build_data(_digits(), CPU).splits["train"][1].shape == whole.splits["train"][1].shape
+    assert key_of(DATASETS.parse(_digits()), CPU) != key_of(DATASETS.parse(_digits()), "cuda")
+
+
+def test_a_build_that_draws_from_the_global_random_state_is_not_kept():
+    from dlx.data.base import DataInfo
+
+    cache = DataCache()
+    info = DataInfo("noise", "image", 2, image_size=8)
+
+    def build() -> InMemoryData:
+        x = (torch.rand(4, 1, 8, 8) * 255).to(torch.uint8)  # the global generator
+        return InMemoryData(info, {"train": (x, torch.zeros(4).long())}, 2, CPU)
+
+    cache.get("k", build), cache.get("k", build)
+    assert (cache.hits, cache.misses) == (0, 2)
+
+
+def test_parallel_jobs_divide_the_cores_unless_the_threads_are_set(monkeypatch):
+    calls = []
+    monkeypatch.setattr(torch, "set_num_threads", calls.append)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    job.configure_job(0, 2)
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    job.configure_job(1, 2)
+    job.configure_job(2, None)
+    assert calls == [job.threads_per_job(2, len(__import__("os").sched_getaffinity(0)))]
+
+
+def test_a_two_worker_joblib_sweep_writes_every_trials_records(dlx, tmp_path):
+    sweep_dir = tmp_path / "sweep"
+    args = ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "optim.lr=0.01,0.003,0.001"]
+    r = dlx("train", "-m", *args, *TINY, f"hydra.sweep.dir={sweep_dir}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    for t in "012":
+        for name in ("provenance.json", "summary.json", "metrics.csv", "trial.json"):
+            assert (sweep_dir / t / name).is_file(), (t, name)
+    assert len(json.loads((sweep_dir / "sweep.json").read_text())["trials"]) == 3
+
+
+def test_a_search_path_reaches_the_trials_without_changing_the_loaders_sources(tmp_path):
+    from hydra import initialize_config_module
+
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "wide.yaml").write_text("defaults:\n  - mlp\n  - _self_\nhidden: [512]\n")
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="dlx.conf", version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        sources = [s.path for s in loader.get_sources()]
+        searchpath = f"hydra.searchpath=[file://{tmp_path}]"
+        master = loader.load_configuration("config", [searchpath], RunMode.MULTIRUN)
+        once = ComposeOnce(loader)
+        once.check(master, [["model=wide"]])
+        assert list(once.load_sweep_config(master, ["model=wide"]).model.hidden) == [512]
+        assert list(once.load_sweep_config(master, ["model=wide"]).model.hidden) == [512]
+        assert [s.path for s in loader.get_sources()] == sources
+    GlobalHydra.instance().clear()
