@@ -162,7 +162,7 @@ def run_value(r: RunRecord, metric: str, study: Study) -> float | None:
 
 
 #: ``study.KEY=VALUE`` options of ``dlx study NAME`` (not Hydra overrides) and their defaults
-OPTIONS = {"until_settled": False, "max_seeds": 10, "step": 2, "alpha": None}
+OPTIONS = {"until_settled": False, "max_seeds": 10, "step": 2, "alpha": None, "seeds": None}
 
 
 def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -180,6 +180,8 @@ def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
         chosen[name] = _option(key, name, value, len(study.seeds))
     if chosen["alpha"] is not None:
         study.alpha = chosen["alpha"]
+    if chosen["seeds"] is not None:  # the study's first N seeds (a quick look)
+        study.seeds = study.seeds[: chosen["seeds"]]
     if not chosen["until_settled"]:
         chosen["max_seeds"] = len(study.seeds)
     elif chosen["max_seeds"] < len(study.seeds):
@@ -216,16 +218,21 @@ def seed_order(study: Study, max_seeds: int) -> list[int]:
 
 
 def print_list(config_dirs: list[Path]) -> None:
-    """``dlx study list``: every study, its claim, source and default budget."""
+    """``dlx study list``: every study, its claim, source and default budget, and its claims'
+    last verdicts where ``experiments/results/`` holds them (``dlx study all``)."""
     from rich.console import Console
     from rich.table import Table
 
+    from dlx.analysis import book, search_study
+
+    last = book.last_verdicts()
     table = Table(title="studies", title_justify="left")
-    for col in ("study", "claim", "source", "budget"):
+    for col in ("study", "claim", "source", "budget", *(["last verdicts"] if last else [])):
         table.add_column(col)
     for n in names(config_dirs):
-        st = load(find(n, config_dirs))
-        table.add_row(n, st.claim, st.source, st.budget)
+        path = find(n, config_dirs)
+        st = search_study.load(path) if search_study.is_search(path) else load(path)
+        table.add_row(n, st.claim, st.source, st.budget, *([last.get(n, "-")] if last else []))
     console = Console()
     if not console.is_terminal:
         console.width = max(console.width, 160)
