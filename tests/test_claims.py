@@ -20,19 +20,24 @@ TINY = [*QUICK, "trainer.max_epochs=1", "study.seeds=2"]
 NEW = ["capacity", "sparsity", "init", "small_kernels", "bn_learning_rate", "long_range"]
 
 
-@pytest.mark.parametrize("name", NEW)
+@pytest.mark.parametrize("name", [*NEW, "ensembles"])
 def test_a_new_study_runs_end_to_end_at_a_tiny_budget(dlx, name):
     study = load(find(name, []))
     assert study.claims and study.budget
-    r = dlx("study", name, *TINY, "hydra.sweep.dir=st")
+    seeds = ["study.seeds=3"] if study.ensemble else []  # one ensemble of 3 per group
+    r = dlx("study", name, *TINY, *seeds, "hydra.sweep.dir=st")
     assert r.returncode in (0, 1), r.stderr  # 1: a run diverged (bn_learning_rate's point)
     assert "Traceback" not in r.stderr
     data = json.loads((dlx.cwd / "st" / "report" / "verdicts.json").read_text())
-    assert len(data["claims"]) == len(study.claims)
     assert {c["word"] for c in data["claims"]} <= {"supported", "contradicted", "inconclusive"}
     assert data["wall_s"] > 0
     for c in study.claims:  # every claim's line is printed
         assert c.text in r.stdout
+    groups = len(study.grid["model.dropout"]) if study.ensemble else 0
+    assert len(data["claims"]) == len(study.claims) + groups  # + one per group's ensembles
+    if study.ensemble:  # each ensemble through dlx eval's code
+        ens = json.loads((dlx.cwd / "st" / "report" / "ensembles.json").read_text())
+        assert all(len(v) == 1 and v[0]["command"].startswith("dlx eval") for v in ens.values())
 
 
 def test_the_search_study_best_so_far_and_trials_to_a_target():
@@ -78,7 +83,7 @@ def test_the_search_report_on_a_scripted_objective_where_random_wins(tmp_path):
 
 def _scripted_results(results: Path) -> None:
     res = stats.Result("Welch t-test", 0.001, 0.999, 0.25, (0.1, 0.4), 2.0, (3, 3), None)
-    for name, word in (("alpha", "supported"), ("beta", "inconclusive")):
+    for name, word in (("batchnorm", "supported"), ("depth", "inconclusive")):
         folder = results / name
         folder.mkdir(parents=True)
         rec = book.record(f"{name} holds", word, res, f"{word}: {name} holds (…)", 0.002)
@@ -93,14 +98,15 @@ def test_the_index_is_built_from_the_studies_results(tmp_path):
     assert len(rows) == 2
     assert "**supported**" in rows[0] and "A Book (2020)" in rows[0] and "0.001" in rows[0]
     assert "+0.25" in rows[0] and "3/3" in rows[0] and "1 min 15 s" in rows[0]
-    assert "[report](alpha/report.md)" in rows[0] and "[figure](alpha/bars.png)" in rows[0]
-    assert book.last_verdicts(tmp_path) == {"alpha": "1 supported", "beta": "1 inconclusive"}
+    assert "[report](batchnorm/report.md)" in rows[0] and "[figure](batchnorm/bars.png)" in rows[0]
+    assert book.last_verdicts(tmp_path) == {"batchnorm": "1 supported", "depth": "1 inconclusive"}
 
 
 def test_study_list_shows_the_last_verdicts_and_study_all_writes_the_index(dlx, tmp_path):
     _scripted_results(tmp_path / "experiments" / "results")
     r = dlx("study", "list")
-    assert r.returncode == 0 and "last verdicts" in r.stdout and "1 supported" in r.stdout
+    assert r.returncode == 0 and "last" in r.stdout and "1 supported" in r.stdout
+    assert "1 inconclusive" in r.stdout
     r = dlx(
         "study",
         "all",

@@ -103,12 +103,17 @@ def write(
 
     verdicts = judge(report, study, order, planned[:done], planned)
     lines = [line(study, c, v) for c, v in zip(study.claims, verdicts, strict=True)]
-    text = "\n".join([f"study {study.name}: {study.claim}", *lines]) + "\n"
-    atomic_write(out / "report" / "verdicts.txt", lambda f: f.write(text.encode()))
     records = [
         book.record(c.text, v.word, v.result, ln, v.p_holm)
         for c, v, ln in zip(study.claims, verdicts, lines, strict=True)
     ]
+    if study.ensemble > 1:  # each group's ensembles against their members (ensemble_study)
+        from dlx.analysis import ensemble_study
+
+        more, more_records = ensemble_study.judge(study, report, out)
+        lines, records = [*lines, *more], [*records, *more_records]
+    text = "\n".join([f"study {study.name}: {study.claim}", *lines]) + "\n"
+    atomic_write(out / "report" / "verdicts.txt", lambda f: f.write(text.encode()))
     figure = book.main_figure(out / "report", study.claims[0].metric)
     book.save(out / "report", study.name, study.claim, study.source, study.budget, records, figure)
     md = (out / "report" / "report.md").read_text()
@@ -126,6 +131,13 @@ def method(study: Study, planned: list[int]) -> str:
         f"analysis asks for (80% power); Holm's correction across the {len(study.claims)} "
         f"claims at α = {study.alpha:g}."
     )
+    if study.ensemble > 1:
+        text += (
+            f" The ensemble claims: each group's runs cut by seed into ensembles of "
+            f"{study.ensemble}, each evaluated as `dlx eval RUN…` does (the commands in "
+            "`ensembles.json`); a one-sample t-test of the ensembles' gains over their average "
+            "member against 0, Holm's correction across these claims."
+        )
     if len(planned) > 1:
         seeds = ", ".join(str(n) for n in planned)
         text += (

@@ -64,6 +64,8 @@ class Study:
     target: dict[str, Any] | None = None  # {metric: train/loss, value: 0.3}
     claims: list[Claim] = field(default_factory=list)
     alpha: float = 0.05  # the family-wise error rate of the study's verdicts (Holm)
+    ensemble: int = 0  # > 1: also each group's ensembles of this many runs (ensemble_study)
+    ensemble_metric: str = "test/acc"
 
 
 def find(name: str, config_dirs: list[Path]) -> Path:
