@@ -83,3 +83,13 @@ def test_the_wheel_ships_recipes_and_studies_but_no_study_results(tmp_path: Path
     assert "dlx/conf/experiment/lenet.yaml" in files and "dlx/conf/study/search.yaml" in files
     assert not [f for f in files if "/results/" in f or f.endswith((".png", "verdicts.txt"))]
     assert not [f for f in files if f.startswith("experiments/")]
+
+
+def test_every_recipe_has_its_link_in_experiments():
+    """experiments/NAME.yaml links to each shipped recipe (SPEC: recipes from experiments/)."""
+    shipped = {p.name for p in (REPO / "src" / "dlx" / "conf" / "experiment").glob("*.yaml")}
+    linked = {p.name for p in (REPO / "experiments").glob("*.yaml")}
+    assert shipped == linked
+    for name in linked:
+        link = REPO / "experiments" / name
+        assert link.is_symlink() and link.resolve().parent.name == "experiment"
