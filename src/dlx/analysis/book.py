@@ -112,7 +112,8 @@ def index(results: Path, studies: dict[str, tuple[str, str, list[str]]] | None =
         "Holm's correction across the study's claims (`supported`, `contradicted`, "
         "`inconclusive`); p is the raw one-sided p of the verdict's direction, the effect the "
         "test's estimate (a difference; `x`: a ratio), n the runs (or sweeps) per group. Each "
-        "study's report says why, and what would settle an open claim.",
+        "study's report says why, and what would settle an open claim. Wall times are whole "
+        "`dlx study` processes on the machine that ran them (under load, several times longer).",
         "",
         "| study | claim | source | verdict | p | effect | n | budget | wall time | report |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",

@@ -62,7 +62,7 @@ def draw(st: SearchStudy, got: dict[str, list[list[float]]], file: Path) -> None
     ax.axhline(st.target, color="k", ls="--", lw=1, label=f"target {st.target:g}")
     ax.set_xlabel("trials")
     ax.set_ylabel(f"best objective so far ({st.direction})")
-    ax.set_title(f"dlx study {st.name}: best so far (band: min to max over search seeds)")
+    ax.set_title(f"dlx study {st.name}: best so far (band: min to max over seeds)", fontsize=10)
     ax.legend()
     fig.tight_layout()
     fig.savefig(file, dpi=100)
@@ -148,6 +148,18 @@ def _param(trial: dict[str, Any], key: str) -> float | None:
     return None
 
 
+def best_per_value(st: SearchStudy, out: Path, sampler: str) -> list[tuple[float, float]]:
+    """Each value of the important hyperparameter that ``sampler`` tried and the best
+    objective any of its trials reached there (over every seed), by value."""
+    higher, best = st.direction == "maximize", {}
+    for seed in st.seeds:
+        for t in trials(sweep_dir(out, sampler, seed)):
+            v, o = _param(t, st.important), t.get("objective")
+            if v is not None and o is not None and math.isfinite(o):
+                best[v] = o if v not in best else (max if higher else min)(best[v], o)
+    return sorted(best.items())
+
+
 def explain(st: SearchStudy, out: Path) -> str:
     """What makes the claim true or false here, from the sweeps themselves."""
     lines = []
@@ -158,13 +170,17 @@ def explain(st: SearchStudy, out: Path) -> str:
             f"- `{s}`: {n} distinct values of `{st.important}` per sweep; "
             f"the values that reached the target: {span} ({len(good)} distinct)"
         )
+    per_value = ", ".join(f"{v:g}: {b:.4g}" for v, b in best_per_value(st, out, st.than))
+    lines.append(f"- `{st.than}`'s best objective at each of its values: {per_value}")
     return (
         f"Only `{st.important}` matters much here. A grid of {st.trials} trials spends them on "
         "every combination, so it tries only a few values of it, each repeated across the other "
         "parameter's values; random search tries a new value in every trial. The claim is true "
         f"when the region of `{st.important}` that reaches the target is narrow or falls between "
         "the grid's points (the grid may never get there); it is false when a grid point sits "
-        "inside that region, since the grid then hits it once in every few trials as well.\n\n"
+        "inside that region, since the grid then hits it once in every few trials as well. "
+        "The objective is also rough in the important parameter (one training seed): a grid "
+        "point can sit inside the span of good values and still miss the target.\n\n"
         + "\n".join(lines)
     )
 
