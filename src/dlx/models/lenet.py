@@ -43,13 +43,15 @@ ARCHS: dict[str, tuple[str, type[nn.Module]]] = {
 
 def stacked3x3(cin: int, cout: int, k: int, pad: int) -> nn.Sequential:
     """Two 3x3 convolutions (a ReLU between) in place of one 5x5: the same 5x5 receptive field
-    and output size (each pads by half the 5x5's padding); the first keeps ``cin`` channels,
-    so the pair holds 9*cin*(cin+cout) weights against 25*cin*cout."""
+    and output size (each pads by half the 5x5's padding). The first keeps ``cin`` channels,
+    so the pair holds 9*cin*(cin+cout) weights against 25*cin*cout -- or ``cout`` when the
+    input has fewer than 4 channels (a 1-channel bottleneck behind a ReLU can die)."""
     assert k == 5, "stacked3x3 replaces a 5x5 convolution"
+    mid = cout if cin < 4 else cin
     return nn.Sequential(
-        nn.Conv2d(cin, cin, 3, padding=pad // 2),
+        nn.Conv2d(cin, mid, 3, padding=pad // 2),
         nn.ReLU(),
-        nn.Conv2d(cin, cout, 3, padding=pad // 2),
+        nn.Conv2d(mid, cout, 3, padding=pad // 2),
     )
 
 
