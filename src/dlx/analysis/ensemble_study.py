@@ -18,7 +18,7 @@ import numpy as np
 from dlx.analysis import book, sequential, stats
 
 if TYPE_CHECKING:
-    from dlx.analysis.report import Report
+    from dlx.analysis.records import Report
     from dlx.analysis.study import Study
 
 #: the statuses of runs that can be members (a best checkpoint to load)
