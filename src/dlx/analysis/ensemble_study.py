@@ -40,9 +40,9 @@ def ensembles(report: Report, study: Study) -> dict[str, list[list[Path]]]:
 def gains(dirs: list[Path], metric: str) -> dict[str, Any]:
     """One ensemble through ``dlx eval``'s code: members' and ensemble's ``metric``, the gain."""
     from dlx.commands.ensemble import evaluate_ensemble
-    from dlx.engine.rundirs import load_run_config
+    from dlx.engine.spec import parse_run_dir
 
-    rows = evaluate_ensemble([(d, load_run_config(d, [])) for d in dirs])
+    rows = evaluate_ensemble([(d, parse_run_dir(d, [])) for d in dirs])
     members = [m[metric] for _, m in rows[:-1]]
     whole = rows[-1][1][metric]
     return {
