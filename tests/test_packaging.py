@@ -57,3 +57,42 @@ def test_non_editable_install_trains_from_another_folder(tmp_path: Path):
     )
     assert r.returncode == 0, r.stderr
     assert list((work / "outputs" / "runs").glob("*/summary.json"))
+
+
+def test_the_wheel_ships_recipes_and_studies_but_no_study_results(tmp_path: Path):
+    """Results live in experiments/results/ (outside the package); the wheel has the configs."""
+    import zipfile
+
+    build = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert build.returncode == 0, build.stderr
+    (wheel,) = tmp_path.glob("dlx-*.whl")
+    files = zipfile.ZipFile(wheel).namelist()
+    assert "dlx/conf/experiment/lenet.yaml" in files and "dlx/conf/study/search.yaml" in files
+    assert not [f for f in files if "/results/" in f or f.endswith((".png", "verdicts.txt"))]
+    assert not [f for f in files if f.startswith("experiments/")]
+
+
+def test_every_recipe_has_its_link_in_experiments():
+    """experiments/NAME.yaml links to each shipped recipe (SPEC: recipes from experiments/)."""
+    shipped = {p.name for p in (REPO / "src" / "dlx" / "conf" / "experiment").glob("*.yaml")}
+    linked = {p.name for p in (REPO / "experiments").glob("*.yaml")}
+    assert shipped == linked
+    for name in linked:
+        link = REPO / "experiments" / name
+        assert link.is_symlink() and link.resolve().parent.name == "experiment"

@@ -38,8 +38,9 @@ commands:
   tb [DIR]                 TensorBoard on DIR (default outputs/), bound to 127.0.0.1
   report DIR [--by KEY…] [--metric M…] [--target V]
                            runs grouped over seeds: mean ± std, curves, DIR/report/report.md
-  study list | NAME [OVERRIDES]
-                           a textbook claim as an experiment: sweep, report, verdicts
+  study list | NAME [OVERRIDES] | all [study.only=A,B]
+                           a textbook claim as an experiment: sweep, report, verdicts;
+                           all: every study, and the index experiments/results/README.md
   diff RUN_A RUN_B         the two runs' config differences and their metrics side by side
   export RUN_DIR --format torchscript|onnx [--out PATH]
                            the best checkpoint as a TorchScript or ONNX file, checked

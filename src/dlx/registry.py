@@ -55,9 +55,9 @@ def check_value(key: str, value: Any, meta: Mapping[str, Any]) -> None:
         return
     values = value if isinstance(value, list | tuple) else [value]
     if any(isinstance(v, float) and not math.isfinite(v) for v in values):
-        allowed = _range_text(meta) if any(k in meta for k in ("ge", "gt", "le", "lt")) else ""
+        bounds = _range_text(meta) if any(k in meta for k in ("ge", "gt", "le", "lt")) else ""
         raise UsageError(
-            f"{key}={value}: not a finite number" + (f"; allowed: {allowed}" if allowed else "")
+            f"{key}={value}: not a finite number" + (f"; allowed: {bounds}" if bounds else "")
         )
     choices = meta.get("choices")
     if choices is not None and value not in choices:

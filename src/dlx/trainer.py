@@ -39,6 +39,8 @@ class TrainerConfig:
     log_every_n_steps: int = field(default=20, metadata=check(ge=1))
     histogram_every_n_epochs: int = field(default=0, metadata=check(ge=0))  # 0: off
     log_grad_norms: bool = False  # grads/norm/<layer> at log steps, epoch means in metrics.csv
+    # > 0: weights/near_zero (share of layer weights with |w| below it) and weights/abs_mean
+    log_weight_sparsity: float = field(default=0.0, metadata=check(ge=0))
     monitor: str = DEFAULT_MONITOR  # what best.pt tracks (left here: the task's own)
     mode: str = field(default="auto", metadata=check(choices=["auto", "min", "max"]))
     # a multi-objective sweep's objectives: metrics and costs (dlx.sweep.objectives)

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlx.analysis import sequential
+from dlx.analysis import book, sequential
 from dlx.analysis.study import find, hydra_value, load, options, seed_order, sweep_args
 from dlx.analysis.verdicts import judge, line
 
@@ -103,8 +103,19 @@ def write(
 
     verdicts = judge(report, study, order, planned[:done], planned)
     lines = [line(study, c, v) for c, v in zip(study.claims, verdicts, strict=True)]
+    records = [
+        book.record(c.text, v.word, v.result, ln, v.p_holm)
+        for c, v, ln in zip(study.claims, verdicts, lines, strict=True)
+    ]
+    if study.ensemble > 1:  # each group's ensembles against their members (ensemble_study)
+        from dlx.analysis import ensemble_study
+
+        more, more_records = ensemble_study.judge(study, report, out)
+        lines, records = [*lines, *more], [*records, *more_records]
     text = "\n".join([f"study {study.name}: {study.claim}", *lines]) + "\n"
     atomic_write(out / "report" / "verdicts.txt", lambda f: f.write(text.encode()))
+    figure = book.main_figure(out / "report", study.claims[0].metric)
+    book.save(out / "report", study.name, study.claim, study.source, study.budget, records, figure)
     md = (out / "report" / "report.md").read_text()
     head = f"## Verdicts ({study.source}; budget: {study.budget})\n\n{method(study, planned)}\n\n"
     body = head + "".join(f"- {ln}\n" for ln in lines)
@@ -120,6 +131,13 @@ def method(study: Study, planned: list[int]) -> str:
         f"analysis asks for (80% power); Holm's correction across the {len(study.claims)} "
         f"claims at α = {study.alpha:g}."
     )
+    if study.ensemble > 1:
+        text += (
+            f" The ensemble claims: each group's runs cut by seed into ensembles of "
+            f"{study.ensemble}, each evaluated as `dlx eval RUN…` does (the commands in "
+            "`ensembles.json`); a one-sample t-test of the ensembles' gains over their average "
+            "member against 0, Holm's correction across these claims."
+        )
     if len(planned) > 1:
         seeds = ", ".join(str(n) for n in planned)
         text += (
@@ -131,12 +149,24 @@ def method(study: Study, planned: list[int]) -> str:
 
 
 def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
-    """Sweep, (rounds of more seeds,) report, verdicts; written to ``OUT/verdicts.txt`` too.
-    The sweep's exit code."""
-    study = load(find(name, config_dirs))
-    opts, extra = options(study, extra)
+    """Sweep, (rounds of more seeds,) report, verdicts; written to ``OUT/verdicts.txt`` too
+    (``all``: every study, ``dlx.analysis.book``; a search study: ``search_study``). The
+    sweep's exit code; the wall time joins ``OUT/report/verdicts.json``."""
+    from dlx.analysis import search_study
+
+    if name == "all":
+        return book.run_all(extra, config_dirs)
+    path = find(name, config_dirs)
     given = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.sweep.dir=")]
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     out = Path(given[0]) if given else Path("outputs/studies") / f"{name}-{stamp}"
     extra = [o for o in extra if not o.startswith("hydra.sweep.dir=")]
-    return run(study, extra, config_dirs, out, opts)
+    start = time.monotonic()
+    if search_study.is_search(path):
+        code = search_study.run(name, path, extra, config_dirs, out)
+    else:
+        study = load(path)
+        opts, extra = options(study, extra)
+        code = run(study, extra, config_dirs, out, opts)
+    book.stamp_wall(out / "report", time.monotonic() - start)
+    return code

@@ -66,6 +66,8 @@ class Study:
     target: dict[str, Any] | None = None  # {metric: train/loss, value: 0.3}
     claims: list[Claim] = field(default_factory=list)
     alpha: float = 0.05  # the family-wise error rate of the study's verdicts (Holm)
+    ensemble: int = 0  # > 1: also each group's ensembles of this many runs (ensemble_study)
+    ensemble_metric: str = "test/acc"
 
 
 def find(name: str, config_dirs: list[Path]) -> Path:
@@ -166,7 +168,7 @@ def run_value(r: RunRecord, metric: str, study: Study) -> float | None:
 
 
 #: ``study.KEY=VALUE`` options of ``dlx study NAME`` (not Hydra overrides) and their defaults
-OPTIONS = {"until_settled": False, "max_seeds": 10, "step": 2, "alpha": None}
+OPTIONS = {"until_settled": False, "max_seeds": 10, "step": 2, "alpha": None, "seeds": None}
 
 
 def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -185,6 +187,8 @@ def options(study: Study, extra: list[str]) -> tuple[dict[str, Any], list[str]]:
         chosen[name] = _option(key, name, value, len(study.seeds))
     if chosen["alpha"] is not None:
         study.alpha = chosen["alpha"]
+    if chosen["seeds"] is not None:  # the study's first N seeds (a quick look)
+        study.seeds = study.seeds[: chosen["seeds"]]
     if not chosen["until_settled"]:
         chosen["max_seeds"] = len(study.seeds)
     elif chosen["max_seeds"] < len(study.seeds):
@@ -221,14 +225,19 @@ def seed_order(study: Study, max_seeds: int) -> list[int]:
 
 
 def print_list(config_dirs: list[Path]) -> None:
-    """``dlx study list``: every study, its claim, source and default budget."""
+    """``dlx study list``: every study, its claim, source and default budget, and its claims'
+    last verdicts where ``experiments/results/`` holds them (``dlx study all``)."""
     from rich.table import Table
 
+    from dlx.analysis import book, search_study
+
+    last = book.last_verdicts()
     table = Table(title="studies", title_justify="left")
-    for col in ("study", "claim", "source", "budget"):
+    for col in ("study", "claim", "source", "budget", *(["last verdicts"] if last else [])):
         table.add_column(col)
     for n in names(config_dirs):
-        st = load(find(n, config_dirs))
-        table.add_row(n, st.claim, st.source, st.budget)
+        path = find(n, config_dirs)
+        st = search_study.load(path) if search_study.is_search(path) else load(path)
+        table.add_row(n, st.claim, st.source, st.budget, *([last.get(n, "-")] if last else []))
     console = wide()
     console.print(fold(table))

@@ -17,6 +17,7 @@ from dlx.callbacks.progress import ProgressBar
 from dlx.callbacks.provenance import Provenance
 from dlx.callbacks.pruning import pruning_callback
 from dlx.callbacks.reconstruction import ReconstructionImages
+from dlx.callbacks.sparsity import WeightSparsity
 from dlx.callbacks.top_k import TopK
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def default_callbacks(
         Provenance(),
         TensorBoardLogger(),
         *([GradNorms()] if t.log_grad_norms else []),
+        *([WeightSparsity(t.log_weight_sparsity)] if t.log_weight_sparsity else []),
         MetricsCSV(),
         ProgressBar(table=not quiet),
         *(cls() for cls in TASK_CALLBACKS.get(run.objective.task, ())),

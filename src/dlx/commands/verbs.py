@@ -46,7 +46,7 @@ def cmd_study(args: list[str]) -> int:
         else:
             rest.append(a)
     if not rest:
-        raise UsageError("usage: dlx study list | dlx study NAME [OVERRIDES] [-cd DIR]")
+        raise UsageError("usage: dlx study list | dlx study NAME|all [OVERRIDES] [-cd DIR]")
     if rest[0] == "list":
         print_list(dirs)
         return 0

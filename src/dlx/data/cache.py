@@ -65,14 +65,10 @@ def fresh_view(data: InMemoryData) -> InMemoryData:
 
 
 def key_of(cfg: Any, device: Any) -> str:
-    """The cache key of a parsed data config (a dataclass, a DictConfig or a mapping) on
+    """The cache key of a parsed data config (its schema dataclass, or a mapping) on
     ``device``: every key of it, so any change of the data config is another dataset."""
-    from omegaconf import DictConfig, OmegaConf
-
     if dataclasses.is_dataclass(cfg) and not isinstance(cfg, type):
         plain: Any = {"type": type(cfg).__qualname__, **dataclasses.asdict(cfg)}
-    elif isinstance(cfg, DictConfig):
-        plain = OmegaConf.to_container(cfg, resolve=True)
     else:
         plain = dict(cfg)
     return json.dumps({"data": plain, "device": str(device)}, sort_keys=True, default=str)

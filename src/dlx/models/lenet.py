@@ -10,6 +10,9 @@ uses the arch's own activation; an explicit value overrides it (pooling stays th
 ``conv=local`` makes C1 and C3 locally connected: the same receptive fields, but every output
 position has its own weights (no sharing), so C1 holds 28*28*6*(25+1) = 122,304 parameters at
 32x32 instead of 156 -- the convolution chapter's first variant, its count in ``dlx summary``.
+``conv=stacked3x3`` puts two 3x3 convolutions in place of each 5x5 (VGG's argument: the same
+receptive field, fewer weights); ``conv=separable`` a depthwise 5x5 then a 1x1 (MobileNet's:
+a fraction of the MACs).
 
 At 32x32 the layout is the paper's (400 inputs to C5). Smaller images are padded so that the
 maps never vanish: C1 pads by 2 below 32x32 (the usual LeNet-on-MNIST 28x28 form), and C3 pads
@@ -37,10 +40,35 @@ ARCHS: dict[str, tuple[str, type[nn.Module]]] = {
     "lenet5_classic": ("sigmoid", nn.AvgPool2d),
 }
 
-#: model.conv -> layer(in, out, kernel, padding, input size): shared or unshared weights
+
+def stacked3x3(cin: int, cout: int, k: int, pad: int) -> nn.Sequential:
+    """Two 3x3 convolutions (a ReLU between) in place of one 5x5: the same 5x5 receptive field
+    and output size (each pads by half the 5x5's padding). The first keeps ``cin`` channels,
+    so the pair holds 9*cin*(cin+cout) weights against 25*cin*cout -- or ``cout`` when the
+    input has fewer than 4 channels (a 1-channel bottleneck behind a ReLU can die)."""
+    assert k == 5, "stacked3x3 replaces a 5x5 convolution"
+    mid = cout if cin < 4 else cin
+    return nn.Sequential(
+        nn.Conv2d(cin, mid, 3, padding=pad // 2),
+        nn.ReLU(),
+        nn.Conv2d(mid, cout, 3, padding=pad // 2),
+    )
+
+
+def separable(cin: int, cout: int, k: int, pad: int) -> nn.Sequential:
+    """Depthwise-separable: a kxk convolution per input channel, then a 1x1 across channels
+    (MobileNet's factorisation): cin*(k*k + cout) weights and MACs per position against
+    cin*cout*k*k."""
+    return nn.Sequential(nn.Conv2d(cin, cin, k, padding=pad, groups=cin), nn.Conv2d(cin, cout, 1))
+
+
+#: model.conv -> layer(in, out, kernel, padding, input size): shared or unshared weights,
+#: two stacked 3x3s or a depthwise-separable convolution
 CONVS: dict[str, Callable[[int, int, int, int, int], nn.Module]] = {
     "conv": lambda cin, cout, k, pad, size: nn.Conv2d(cin, cout, k, padding=pad),
     "local": lambda cin, cout, k, pad, size: LocallyConnected2d(cin, cout, k, size, padding=pad),
+    "stacked3x3": lambda cin, cout, k, pad, size: stacked3x3(cin, cout, k, pad),
+    "separable": lambda cin, cout, k, pad, size: separable(cin, cout, k, pad),
 }
 
 
