@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import QUICK
-from dlx.analysis import book, search_study, stats
+from dlx.analysis import book, ledger, search_study, stats
 from dlx.analysis.study import find, load
 
 TINY = [*QUICK, "trainer.max_epochs=1", "study.seeds=2"]
@@ -86,9 +86,9 @@ def _scripted_results(results: Path) -> None:
     for name, word in (("batchnorm", "supported"), ("depth", "inconclusive")):
         folder = results / name
         folder.mkdir(parents=True)
-        rec = book.record(f"{name} holds", word, res, f"{word}: {name} holds (…)", 0.002)
-        book.save(folder, name, f"{name} claim", "A Book (2020)", "2 runs", [rec], "bars.png")
-        book.stamp_wall(folder, 75.0)
+        rec = ledger.record(f"{name} holds", word, res, f"{word}: {name} holds (…)", 0.002)
+        ledger.save(folder, name, f"{name} claim", "A Book (2020)", "2 runs", [rec], "bars.png")
+        ledger.stamp_wall(folder, 75.0)
 
 
 def test_the_index_is_built_from_the_studies_results(tmp_path):

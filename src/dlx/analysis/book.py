@@ -1,77 +1,26 @@
-"""The book of answers: every study's verdicts as data (``report/verdicts.json``), ``dlx study
-all`` (every packaged study, each in its own folder, resumable) and its index,
+"""The book of answers: every study's verdicts as data (``report/verdicts.json``, written by
+``dlx.analysis.ledger``) gathered; ``dlx study NAME|all`` and ``dlx study list`` (with each
+study's last verdicts); ``dlx study all`` (every packaged study, each in its own folder,
+resumable) and its index,
 ``experiments/results/README.md``: per claim its source, verdict, p, effect, n, the budget, the
 wall time and links to the report and its main figure."""
 
 from __future__ import annotations
 
 import json
-import math
 import shutil
-import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from dlx.analysis.ledger import VERDICTS
 from dlx.errors import UsageError
 
-if TYPE_CHECKING:
-    from dlx.analysis import stats
-
-VERDICTS = "verdicts.json"
 #: where ``dlx study all`` copies each study's report, and writes the index
 RESULTS = Path("experiments/results")
 #: where ``dlx study all`` runs each study (``<dir>/NAME``: a re-run resumes it)
 RUNS = Path("outputs/studies/all")
 #: the report files that ``dlx study all`` copies into the results (no run dirs)
 COPIED = ("*.md", "*.png", "*.txt", "*.json")
-
-
-def record(text: str, word: str, res: stats.Result, line: str, p_holm: float | None) -> dict:
-    """One claim's verdict as the book keeps it."""
-    return {
-        "text": text,
-        "word": word,
-        "test": res.test,
-        "p": _finite(res.p_other if word == "contradicted" else res.p_claim),
-        "p_holm": _finite(p_holm),
-        "effect": _finite(res.diff),
-        "ratio": bool(res.log),
-        "n": list(res.n),
-        "line": line,
-    }
-
-
-def _finite(x: float | None) -> float | None:
-    return float(x) if x is not None and math.isfinite(x) else None
-
-
-def save(
-    folder: Path, name: str, claim: str, source: str, budget: str, claims: list[dict], figure: str
-) -> None:
-    """``folder/verdicts.json``: the study's claims and verdicts (wall time added later)."""
-    data = {"study": name, "claim": claim, "source": source, "budget": budget}
-    data.update(figure=figure, claims=claims, written=time.strftime("%Y-%m-%d %H:%M:%S"))
-    (folder / VERDICTS).write_text(json.dumps(data, indent=1))
-
-
-def stamp_wall(folder: Path, seconds: float) -> None:
-    """Add the study command's wall time to ``folder/verdicts.json`` (when there is one)."""
-    file = folder / VERDICTS
-    if file.is_file():
-        data = json.loads(file.read_text())
-        data["wall_s"] = round(seconds, 1)
-        file.write_text(json.dumps(data, indent=1))
-
-
-def main_figure(folder: Path, metric: str) -> str:
-    """The report's figure of a claim's metric (its bar chart), else its first figure."""
-    from dlx.analysis.plots import _slug
-
-    for name in (f"bars_{_slug(metric)}.png", "grad_norms.png"):
-        if (folder / name).is_file():
-            return name
-    pngs = sorted(p.name for p in folder.glob("*.png"))
-    return pngs[0] if pngs else ""
 
 
 def load_all(results: Path) -> list[dict[str, Any]]:
@@ -210,7 +159,7 @@ def run_all(extra: list[str], config_dirs: list[Path]) -> int:
     """``dlx study all``: every study (``study.only=a,b``: those) into ``study.dir/NAME``,
     its report copied to ``study.results/NAME``, then the index; the worst exit code."""
     from dlx.analysis.search_study import is_search
-    from dlx.analysis.settle import STOPPED, run_study
+    from dlx.analysis.settle import STOPPED
     from dlx.analysis.study import find, names
 
     opts, rest = dict(ALL_OPTIONS), []
@@ -237,3 +186,34 @@ def run_all(extra: list[str], config_dirs: list[Path]) -> int:
             break
     print(f"index: {write_index(results, config_dirs)}")
     return code
+
+
+def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
+    """``dlx study NAME|all``: ``all``, every study (``run_all``); else the one study
+    (``dlx.analysis.settle.run_study``). The exit code."""
+    from dlx.analysis import settle
+
+    if name == "all":
+        return run_all(extra, config_dirs)
+    return settle.run_study(name, extra, config_dirs)
+
+
+def print_list(config_dirs: list[Path]) -> None:
+    """``dlx study list``: every study, its claim, source and default budget, and its claims'
+    last verdicts where ``experiments/results/`` holds them (``dlx study all``)."""
+    from rich.table import Table
+
+    from dlx.analysis import search_study
+    from dlx.analysis.study import find, load, names
+    from dlx.console import fold, wide
+
+    last = last_verdicts()
+    table = Table(title="studies", title_justify="left")
+    for col in ("study", "claim", "source", "budget", *(["last verdicts"] if last else [])):
+        table.add_column(col)
+    for n in names(config_dirs):
+        path = find(n, config_dirs)
+        st = search_study.load(path) if search_study.is_search(path) else load(path)
+        table.add_row(n, st.claim, st.source, st.budget, *([last.get(n, "-")] if last else []))
+    console = wide()
+    console.print(fold(table))

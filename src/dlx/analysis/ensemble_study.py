@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlx.analysis import book, sequential, stats
+from dlx.analysis import ledger, sequential, stats
 
 if TYPE_CHECKING:
     from dlx.analysis.records import Report
@@ -87,5 +87,5 @@ def judge(study: Study, report: Report, out: Path) -> tuple[list[str], list[dict
             f"α={study.alpha:g}; n={len(g)} ensembles)"
         )
         lines.append(line)
-        records.append(book.record(text, word, res, line, p))
+        records.append(ledger.record(text, word, res, line, p))
     return lines, records

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dlx.analysis import book, sequential, stats
+from dlx.analysis import ledger, sequential, stats
 from dlx.analysis.search_study import best_so_far, objectives, sweep_dir, trials, trials_to
 
 if TYPE_CHECKING:
@@ -116,7 +116,7 @@ def verdicts(st: SearchStudy, out: Path) -> list[dict[str, Any]]:
             f"p={res.p_claim:.3g} (Holm-adjusted {p:.3g}), α={st.alpha:g}; "
             f"n={'/'.join(str(n) for n in res.n)} sweeps)"
         )
-        records.append(book.record(text, word, res, line, p))
+        records.append(ledger.record(text, word, res, line, p))
     return records
 
 
@@ -221,7 +221,7 @@ def write(st: SearchStudy, out: Path) -> None:
     )
     (folder / "report.md").write_text(md)
     (folder / "verdicts.txt").write_text("\n".join([f"study {st.name}: {st.claim}", *lines]) + "\n")
-    book.save(folder, st.name, st.claim, st.source, st.budget, records, FIGURE)
+    ledger.save(folder, st.name, st.claim, st.source, st.budget, records, FIGURE)
     print(f"study {st.name}: {st.claim}\n" + "\n".join(lines))
 
 

@@ -8,7 +8,8 @@ Each (sampler, seed) sweep runs into ``OUT/<sampler>-s<seed>/`` (a re-run resume
 trials are re-used). Its curve is the best objective so far against trials; the claims:
 ``better`` reaches the target, and the best value of the whole ``than`` sweep, in fewer
 trials -- log-rank tests over the search seeds (a sweep that never got there is censored at
-its last trial), Holm's correction across the two. The analysis is in ``search_report``.
+its last trial), Holm's correction across the two. The analysis is in ``search_report``; the
+run, in ``dlx.analysis.settle.run_search``.
 """
 
 from __future__ import annotations
@@ -146,25 +147,3 @@ def trials_to(values: list[float | None], target: float, higher: bool) -> tuple[
         if v is not None and (v >= target if higher else v <= target):
             return i, True
     return len(values), False
-
-
-def run(name: str, path: Path, extra: list[str], config_dirs: list[Path], out: Path) -> int:
-    """Every (sampler, seed) sweep, then the report and verdicts; the worst exit code."""
-    from dlx.analysis import search_report
-    from dlx.analysis.settle import STOPPED
-    from dlx.sweep.launch import train
-
-    st = load(path)
-    extra = quick(st, extra)
-    cd = [a for d in config_dirs for a in ("-cd", str(d))]
-    code = 0
-    for seed in st.seeds:
-        for sampler in st.samplers:
-            if code in STOPPED:
-                break
-            done = trials(sweep_dir(out, sampler, seed))
-            if len(done) >= st.trials:  # resumed: this sweep is finished
-                continue
-            code = max(code, train([*cd, *sweep_args(st, sampler, seed, extra, out)]))
-    search_report.write(st, out)
-    return code

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlx.analysis import book, sequential
+from dlx.analysis import ledger, sequential
 from dlx.analysis.study import find, hydra_value, load, options, seed_order, sweep_args
 from dlx.analysis.verdicts import judge, line
 
@@ -104,7 +104,7 @@ def write(
     verdicts = judge(report, study, order, planned[:done], planned)
     lines = [line(study, c, v) for c, v in zip(study.claims, verdicts, strict=True)]
     records = [
-        book.record(c.text, v.word, v.result, ln, v.p_holm)
+        ledger.record(c.text, v.word, v.result, ln, v.p_holm)
         for c, v, ln in zip(study.claims, verdicts, lines, strict=True)
     ]
     if study.ensemble > 1:  # each group's ensembles against their members (ensemble_study)
@@ -114,8 +114,10 @@ def write(
         lines, records = [*lines, *more], [*records, *more_records]
     text = "\n".join([f"study {study.name}: {study.claim}", *lines]) + "\n"
     atomic_write(out / "report" / "verdicts.txt", lambda f: f.write(text.encode()))
-    figure = book.main_figure(out / "report", study.claims[0].metric)
-    book.save(out / "report", study.name, study.claim, study.source, study.budget, records, figure)
+    figure = ledger.main_figure(out / "report", study.claims[0].metric)
+    ledger.save(
+        out / "report", study.name, study.claim, study.source, study.budget, records, figure
+    )
     md = (out / "report" / "report.md").read_text()
     head = f"## Verdicts ({study.source}; budget: {study.budget})\n\n{method(study, planned)}\n\n"
     body = head + "".join(f"- {ln}\n" for ln in lines)
@@ -148,14 +150,36 @@ def method(study: Study, planned: list[int]) -> str:
     return text
 
 
+def run_search(path: Path, extra: list[str], config_dirs: list[Path], out: Path) -> int:
+    """A search study (``search_study``): every (sampler, seed) sweep, then the report and
+    verdicts (``search_report``); the worst exit code."""
+    from dlx.analysis import search_report, search_study
+    from dlx.analysis.search_study import sweep_dir, trials
+    from dlx.sweep.launch import train
+
+    st = search_study.load(path)
+    extra = search_study.quick(st, extra)
+    cd = [a for d in config_dirs for a in ("-cd", str(d))]
+    code = 0
+    for seed in st.seeds:
+        for sampler in st.samplers:
+            if code in STOPPED:
+                break
+            done = trials(sweep_dir(out, sampler, seed))
+            if len(done) >= st.trials:  # resumed: this sweep is finished
+                continue
+            args = search_study.sweep_args(st, sampler, seed, extra, out)
+            code = max(code, train([*cd, *args]))
+    search_report.write(st, out)
+    return code
+
+
 def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
     """Sweep, (rounds of more seeds,) report, verdicts; written to ``OUT/verdicts.txt`` too
-    (``all``: every study, ``dlx.analysis.book``; a search study: ``search_study``). The
+    (a search study: ``run_search``; ``all``, every study: ``dlx.analysis.book``). The
     sweep's exit code; the wall time joins ``OUT/report/verdicts.json``."""
     from dlx.analysis import search_study
 
-    if name == "all":
-        return book.run_all(extra, config_dirs)
     path = find(name, config_dirs)
     given = [o.split("=", 1)[1] for o in extra if o.startswith("hydra.sweep.dir=")]
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -163,10 +187,10 @@ def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
     extra = [o for o in extra if not o.startswith("hydra.sweep.dir=")]
     start = time.monotonic()
     if search_study.is_search(path):
-        code = search_study.run(name, path, extra, config_dirs, out)
+        code = run_search(path, extra, config_dirs, out)
     else:
         study = load(path)
         opts, extra = options(study, extra)
         code = run(study, extra, config_dirs, out, opts)
-    book.stamp_wall(out / "report", time.monotonic() - start)
+    ledger.stamp_wall(out / "report", time.monotonic() - start)
     return code

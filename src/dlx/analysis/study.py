@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from dlx.console import fold, wide
 from dlx.errors import UsageError
 from dlx.status import SUCCEEDED
 from dlx.suggest import allowed
@@ -222,22 +221,3 @@ def seed_order(study: Study, max_seeds: int) -> list[int]:
     """The study's seeds, then new ones (after its largest) up to ``max_seeds`` per group."""
     more = range(max(study.seeds) + 1, max(study.seeds) + 1 + max_seeds - len(study.seeds))
     return [*study.seeds, *more]
-
-
-def print_list(config_dirs: list[Path]) -> None:
-    """``dlx study list``: every study, its claim, source and default budget, and its claims'
-    last verdicts where ``experiments/results/`` holds them (``dlx study all``)."""
-    from rich.table import Table
-
-    from dlx.analysis import book, search_study
-
-    last = book.last_verdicts()
-    table = Table(title="studies", title_justify="left")
-    for col in ("study", "claim", "source", "budget", *(["last verdicts"] if last else [])):
-        table.add_column(col)
-    for n in names(config_dirs):
-        path = find(n, config_dirs)
-        st = search_study.load(path) if search_study.is_search(path) else load(path)
-        table.add_row(n, st.claim, st.source, st.budget, *([last.get(n, "-")] if last else []))
-    console = wide()
-    console.print(fold(table))

@@ -35,8 +35,7 @@ def cmd_report(args: list[str]) -> int:
 
 
 def cmd_study(args: list[str]) -> int:
-    from dlx.analysis.settle import run_study
-    from dlx.analysis.study import print_list
+    from dlx.analysis.book import print_list, run_study
 
     dirs, rest = [], []
     it = iter(args)
