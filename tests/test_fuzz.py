@@ -82,7 +82,7 @@ def _fields() -> list[tuple[list[str], str, Any, dict]]:
     from dlx.optim import OPTIMIZERS
     from dlx.regularization import REGULARIZERS
     from dlx.sched import SCHEDULES
-    from dlx.sweep.hydra_errors import group_options
+    from dlx.sweep.compose import group_options
     from dlx.trainer import TrainerConfig
 
     out = []

@@ -92,5 +92,5 @@ def test_the_config_is_read_by_few_modules():
         _name(p) for p in MODULES if "omegaconf" in p.read_text() or "DictConfig" in p.read_text()
     }
     allowed = {"dlx.engine.spec", "dlx.registry", "dlx.engine.rundirs"}
-    allowed |= {"dlx.sweep.app", "dlx.sweep.hydra_errors"}
+    allowed |= {"dlx.sweep.app", "dlx.sweep.compose"}
     assert readers <= allowed, readers - allowed

@@ -25,8 +25,8 @@ CONV_FAMILIES = ["alexnet", "lenet", "nin", "resnet", "vgg"]
 
 #: every family module under src/dlx/models/ (the registry finds them by itself)
 FAMILIES = (
-    "alexnet", "autoencoder", "charlm", "googlenet", "lenet", "lstm", "mlp", "mobilenet", "nin",
-    "resnet", "shufflenet", "vgg",
+    "alexnet", "autoencoder", "charlm", "cnn1d", "googlenet", "lenet", "lstm", "mlp", "mobilenet",
+    "nin", "resnet", "shufflenet", "vgg",
 )  # fmt: skip
 
 
@@ -57,7 +57,10 @@ def text_info(vocab: str = "abc ") -> DataInfo:
 
 
 def info_for(family: str) -> DataInfo:
-    """Data a family reads: text for the language model, 16x16 images for the others."""
+    """Data a family reads: text for the language model, sequences for the 1-D CNN, 16x16
+    images for the others."""
+    if family == "cnn1d":
+        return sequence_info(seq_len=40, features=1)
     return text_info() if family == "charlm" else image_info(16)
 
 

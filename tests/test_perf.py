@@ -139,6 +139,7 @@ def test_two_processes_train_like_one_and_only_rank_0_writes(tmp_path, single):
     events = [n for n in names if n.startswith("events.out.tfevents")]
     assert len(events) == 1, names
     assert set(names) - set(events) == {
+        ".dlx.lock",  # rank 0 held it while training (dlx runs: `dead` when nobody does)
         ".hydra",
         "checkpoints",
         "summary.json",

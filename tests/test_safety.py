@@ -322,7 +322,7 @@ def test_no_dataset_downloads_by_default():
     from omegaconf import OmegaConf
 
     from dlx.commands.runs import compose
-    from dlx.sweep.hydra_errors import group_options
+    from dlx.sweep.compose import group_options
 
     for option in group_options("data"):
         cfg = compose([f"data={option}"])

@@ -20,7 +20,7 @@ from dlx.data.base import InMemoryData
 from dlx.data.cache import CACHE, DataCache, key_of
 from dlx.engine import provenance
 from dlx.sweep import job
-from hydra_plugins.dlx_basic_sweeper.compose import ComposeOnce
+from dlx.sweep.compose import ComposeOnce
 
 TINY = [
     "trainer.max_epochs=1",

@@ -50,7 +50,7 @@ def compose(overrides: list[str]):
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
-    from dlx.sweep.hydra_errors import hydra_error_line
+    from dlx.sweep.compose import hydra_error_line
 
     GlobalHydra.instance().clear()
     try:

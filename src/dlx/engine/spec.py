@@ -114,7 +114,7 @@ SINGLE = ("model", "optim", "sched", "data", "trainer")
 def check_overrides(overrides: list[str]) -> None:
     """A single-option group given a list (``optim=[sgd,adam]``, which Hydra would merge
     into one node and then name a key of the wrong option) is refused by its own name."""
-    from dlx.sweep.hydra_errors import group_options
+    from dlx.sweep.compose import group_options
 
     for item in overrides:
         key, _, value = item.partition("=")

@@ -5,7 +5,7 @@ its ``ConvBase``), for sequence data such as ``data=mnist1d``.
     conv1  F  -> 25, kernel 5, stride 2, padding 1, ReLU     40 -> 19 positions
     conv2  25 -> 25, kernel 3, stride 2, padding 1, ReLU     19 -> 10
     conv3  25 -> 25, kernel 3, stride 2, padding 1, ReLU     10 -> 5
-    flatten 25 x 5 = 125 -> linear -> classes
+    flatten 25 x 5 = 125 -> dropout -> linear -> classes
 
 ``kernels`` lists one conv per entry (its kernel size); each has ``channels`` filters and
 ``stride``. Weight sharing across positions and local kernels are the spatial prior the
@@ -45,6 +45,7 @@ class Cnn1dConfig(UnitConfig):
     stride: int = field(default=2, metadata=check(ge=1))
     padding: int = field(default=1, metadata=check(ge=0))
     norm: str = field(default="none", metadata=check(choices=NORMS_1D))
+    dropout: float = field(default=0.0, metadata=check(ge=0, lt=1))  # before the output layer
 
 
 class StepsAsChannels(nn.Module):
@@ -84,5 +85,6 @@ def cnn1d(cfg: Cnn1dConfig, info: DataInfo) -> nn.Module:
         )
         width = cfg.channels
     layers["flatten"] = nn.Flatten()
+    layers["dropout"] = nn.Dropout(cfg.dropout)
     layers["output"] = nn.Linear(width * length, info.num_classes)
     return initialize(nn.Sequential(layers), cfg.init, cfg.init_std, act.name)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 import signal
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from dlx.errors import RunFailed, Signalled, UsageError
 from dlx.status import BROKEN, SUCCEEDED, Status
@@ -31,9 +33,26 @@ def finished(summary: dict, run_dir: object = None) -> int:
     return exit_code(summary)
 
 
+@contextmanager
+def _hydra_logging() -> Iterator[None]:
+    """Hydra's job logging lasts one call: the handlers it installs (bound to this call's
+    streams and run dir) are closed after it, so a later in-process call (a study's next
+    round, ``dlx resume``) never writes to a closed stream or another run's train.log."""
+    import logging
+
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        yield
+    finally:
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+            handler.close()
+
+
 def train(args: list[str]) -> int:
     """``dlx train ARGS``: Hydra runs the task (one run or a sweep); the exit code."""
-    from dlx.sweep.hydra_errors import hydra_error_line
+    from dlx.sweep.compose import hydra_error_line
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
     from hydra.core.global_hydra import GlobalHydra
@@ -45,7 +64,7 @@ def train(args: list[str]) -> int:
     sys.argv = ["dlx", *args]
     watchdog.mark_main()  # a sweep's launcher workers stop when this process dies
     GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
-    with collecting() as folder:
+    with collecting() as folder, _hydra_logging():
         try:
             app.train()
         except (UsageError, RunFailed):

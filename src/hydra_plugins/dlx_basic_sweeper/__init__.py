@@ -1,12 +1,12 @@
 """``hydra/sweeper=dlx_basic``, the default sweeper of ``dlx train -m``: Hydra's basic sweeper
 (a grid of comma lists, ``max_batch_size``, ``params``) whose trials are each composed once
-(``hydra_plugins.dlx_basic_sweeper.compose``)."""
+(``dlx.sweep.compose``)."""
 
 from __future__ import annotations
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 
-from hydra_plugins.dlx_basic_sweeper.compose import ComposesOnce
+from dlx.sweep.compose import ComposesOnce
 
 
 class DlxBasicSweeper(ComposesOnce, BasicSweeper):

@@ -38,7 +38,7 @@ from optuna.trial import TrialState
 
 from dlx.errors import UsageError
 from dlx.status import Status
-from hydra_plugins.dlx_basic_sweeper.compose import ComposesOnce, composing_once
+from dlx.sweep.compose import ComposesOnce, composing_once
 from hydra_plugins.dlx_optuna_sweeper import results
 from hydra_plugins.dlx_optuna_sweeper import study as shared
 from hydra_plugins.dlx_optuna_sweeper.directions import direction_for, resolve
@@ -62,7 +62,7 @@ def consecutive(numbers: list[int]) -> list[list[int]]:
 
 class DlxOptunaSweeper(ComposesOnce, Sweeper):
     """Hydra sweeper driving an Optuna study; job ``N`` of the sweep is Optuna trial ``N``
-    (each composed once: ``hydra_plugins.dlx_basic_sweeper.compose``)."""
+    (each composed once: ``dlx.sweep.compose``)."""
 
     def __init__(
         self,
