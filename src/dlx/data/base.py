@@ -252,3 +252,27 @@ def channel_stats(x: Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
     mean = hist @ levels / n
     std = (hist @ levels.square() / n - mean.square()).clamp_(min=0).sqrt()
     return tuple(mean.tolist()), tuple(std.tolist())
+
+
+def split_images(
+    name: str, x: Tensor, y: Tensor, cfg: SplitImageDataConfig, device: torch.device
+) -> InMemoryData:
+    """Labelled uint8 images (N, 1, S, S) of ``num_classes=10``, resized to
+    ``cfg.image_size`` and split by ``cfg``'s fractions and seed, on ``device`` (the bundled
+    digit sets)."""
+    size = x.shape[-1] if cfg.image_size is None else cfg.image_size
+    x = resize(x, size)
+    train, val, test = split_indices(len(y), (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
+    splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
+    mean, std = channel_stats(splits["train"][0])
+    info = DataInfo(
+        name=name,
+        kind="image",
+        num_classes=10,
+        channels=1,
+        image_size=size,
+        mean=mean,
+        std=std,
+        sizes={k: len(v[1]) for k, v in splits.items()},
+    )
+    return InMemoryData(info, splits, cfg.batch_size, device)

@@ -11,13 +11,10 @@ import torch
 
 from dlx.data import DATASETS
 from dlx.data.base import (
-    DataInfo,
     InMemoryData,
     SplitImageDataConfig,
-    channel_stats,
     check_facts,
-    resize,
-    split_indices,
+    split_images,
 )
 from dlx.errors import RunFailed
 from dlx.registry import check
@@ -51,19 +48,4 @@ def digits(cfg: DigitsConfig, device: torch.device) -> InMemoryData:
     images, labels = load_digits()
     x = torch.from_numpy(images).mul(255 / 16).round().to(torch.uint8).view(-1, 1, 8, 8)
     y = torch.from_numpy(labels).long()
-    size = x.shape[-1] if cfg.image_size is None else cfg.image_size
-    x = resize(x, size)
-    train, val, test = split_indices(len(y), (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
-    mean, std = channel_stats(x[train])
-    splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    info = DataInfo(
-        name="digits",
-        kind="image",
-        num_classes=10,
-        channels=1,
-        image_size=size,
-        mean=mean,
-        std=std,
-        sizes={k: len(v[1]) for k, v in splits.items()},
-    )
-    return InMemoryData(info, splits, cfg.batch_size, device)
+    return split_images("digits", x, y, cfg, device)

@@ -18,13 +18,10 @@ from torch import Tensor
 
 from dlx.data import DATASETS
 from dlx.data.base import (
-    DataInfo,
     InMemoryData,
     SplitImageDataConfig,
-    channel_stats,
     check_facts,
-    resize,
-    split_indices,
+    split_images,
 )
 from dlx.registry import check
 
@@ -68,19 +65,4 @@ def mnist10k(cfg: Mnist10kConfig, device: torch.device) -> InMemoryData:
     """The shipped MNIST images as uint8 (N, 1, S, S), split by ``split_seed``."""
     check_facts(cfg, "mnist10k", num_classes=10, channels=1)
     x, y = load_mnist10k()
-    size = x.shape[-1] if cfg.image_size is None else cfg.image_size
-    x = resize(x, size)
-    train, val, test = split_indices(len(y), (cfg.val_fraction, cfg.test_fraction), cfg.split_seed)
-    splits = {"train": (x[train], y[train]), "val": (x[val], y[val]), "test": (x[test], y[test])}
-    mean, std = channel_stats(splits["train"][0])
-    info = DataInfo(
-        name="mnist10k",
-        kind="image",
-        num_classes=10,
-        channels=1,
-        image_size=size,
-        mean=mean,
-        std=std,
-        sizes={k: len(v[1]) for k, v in splits.items()},
-    )
-    return InMemoryData(info, splits, cfg.batch_size, device)
+    return split_images("mnist10k", x, y, cfg, device)
