@@ -95,7 +95,7 @@ def _row(data: dict[str, Any], c: dict[str, Any]) -> str:
             f"`{data['study']}`",
             c["text"],
             data["source"],
-            f"**{c['word']}**",
+            f"**{c['word']}**" + (f" ({c['needs']})" if c.get("needs") else ""),
             p,
             effect,
             n,

@@ -7,10 +7,8 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from dlx.analysis import stats
+from dlx.analysis import stats, verdicts
 
 VERDICTS = "verdicts.json"
 
@@ -26,6 +24,7 @@ def record(text: str, word: str, res: stats.Result, line: str, p_holm: float | N
         "effect": _finite(res.diff),
         "ratio": bool(res.log),
         "n": list(res.n),
+        "needs": verdicts.needs(res) if word == "inconclusive" else None,
         "line": line,
     }
 

@@ -194,7 +194,7 @@ def line(study: Study, claim: Claim, v: Verdict) -> str:
     if v.looks > 1:
         parts.append(f"look {v.look + 1} of {v.looks}")
     if v.word == sequential.INCONCLUSIVE:
-        parts.append(_needs(r))
+        parts.append(needs(r))
     return f"{v.word}: {claim.text} ({'; '.join(parts)})"
 
 
@@ -211,7 +211,7 @@ def _estimate(r: stats.Result, claim: Claim) -> list[str]:
     return [f"difference {_num(r.diff, True)} ({ci}{margin})"]
 
 
-def _needs(r: stats.Result) -> str:
+def needs(r: stats.Result) -> str:
     """What would settle an inconclusive claim: the power analysis's seeds per group."""
     if min(r.n, default=0) < 2:
         return "too few runs to test (fewer than 2 in a group)"
