@@ -100,3 +100,13 @@ class KillAndResume:
 def kill_and_resume(tmp_path: Path) -> KillAndResume:
     """Train, SIGKILL and resume runs in ``tmp_path`` (``KillAndResume``)."""
     return KillAndResume(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> Path:
+    """A run dir of a quick finished run, shared by a module's tests (which copy it before
+    damaging it)."""
+    root = tmp_path_factory.mktemp("finished")
+    r = run_dlx("train", *QUICK, "trainer.progress=false", "hydra.run.dir=run", cwd=root)
+    assert r.returncode == 0, r.stderr
+    return root / "run"

@@ -208,14 +208,6 @@ FILES = [
 DAMAGES = ("missing", "empty", "truncated", "corrupt")
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    r = run_dlx("train", *QUIET, "hydra.run.dir=run", cwd=root)
-    assert r.returncode == 0, r.stderr
-    return root / "run"
-
-
 def damage(path: Path, how: str, noise: bytes) -> None:
     if not path.exists():
         return

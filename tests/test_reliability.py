@@ -297,14 +297,6 @@ def test_eval_of_a_sequence_run_refuses_tta_as_train_does(charlm_run, tta):
     assert f"trainer.tta={tta}" in _one_line(r.stderr)
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    r = run_dlx("train", *QUIET, "hydra.run.dir=run", cwd=root)
-    assert r.returncode == 0, r.stderr
-    return root / "run"
-
-
 @pytest.mark.parametrize("text", ["", "model:\n  name: lenet\n  arch"])  # empty, truncated
 @pytest.mark.parametrize("command", [["eval"], ["export", "--format", "torchscript"]])
 def test_an_empty_or_truncated_saved_config_is_one_line(tmp_path, finished, command, text):

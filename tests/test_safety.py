@@ -25,14 +25,6 @@ from dlx.errors import RunFailed
 QUIET = [*QUICK, "trainer.progress=false"]
 
 
-@pytest.fixture(scope="module")
-def finished(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("finished")
-    r = run_dlx("train", *QUIET, "hydra.run.dir=run", cwd=root)
-    assert r.returncode == 0, r.stderr
-    return root / "run"
-
-
 def _one_line(stderr: str) -> str:
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
