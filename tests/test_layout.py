@@ -12,6 +12,8 @@ from conftest import REPO
 SRC = REPO / "src"
 PACKAGE = SRC / "dlx"
 MODULES = sorted(PACKAGE.rglob("*.py"))
+#: dlx and its Hydra plugins: both held to the size limits
+SIZED = [*MODULES, *sorted((SRC / "hydra_plugins").rglob("*.py"))]
 
 
 def _name(path: Path) -> str:
@@ -58,11 +60,11 @@ def test_no_import_cycles_between_dlx_modules():
 
 def test_few_top_level_modules_none_over_300_lines_no_function_over_50():
     assert len(list(PACKAGE.glob("*.py"))) <= 12
-    long = {str(p): n for p in MODULES if (n := len(p.read_text().splitlines())) > 300}
+    long = {str(p): n for p in SIZED if (n := len(p.read_text().splitlines())) > 300}
     assert not long, long
     functions = {
         f"{p.relative_to(SRC)}:{n.name}": n.end_lineno - n.lineno + 1
-        for p in MODULES
+        for p in SIZED
         for n in ast.walk(ast.parse(p.read_text()))
         if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.end_lineno - n.lineno >= 50
     }

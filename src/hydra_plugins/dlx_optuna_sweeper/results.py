@@ -9,8 +9,10 @@ front: each trial's ``params`` and ``values``).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from hydra.core.utils import JobReturn, JobStatus
 
 from dlx.errors import RunFailed, UsageError
+from hydra_plugins.dlx_optuna_sweeper import study as shared
 
 if TYPE_CHECKING:
     import optuna
@@ -112,3 +115,22 @@ def write(sweep_dir: Path, study: optuna.Study) -> None:
         log.info(f"best value {result['best_value']} with {result['best_params']}")
     else:
         log.info(f"Pareto front of {len(result['solutions'])} trial(s)")
+
+
+def record(sweep_dir: Path, study: optuna.Study) -> None:
+    """``study.json`` in the sweep dir: every trial of the study with its run dir and state,
+    so the sweep's ``sweep.json`` and leaderboard cover the trials other workers ran."""
+    trials = [
+        {
+            "number": t.number,
+            "state": t.state.name.lower(),
+            "dir": t.user_attrs.get(shared.DIR),
+            "params": t.params,
+            "retried": bool(t.system_attrs.get(shared.RETRIED)),
+        }
+        for t in study.get_trials(deepcopy=False)
+    ]
+    text = json.dumps({"study_name": study.study_name, "trials": trials}, indent=1)
+    tmp = sweep_dir / f".study.json.{os.getpid()}"  # workers sharing a sweep dir: atomic
+    tmp.write_text(text)
+    tmp.replace(sweep_dir / "study.json")

@@ -9,9 +9,10 @@ false)`` bools), as the published hydra-optuna-sweeper does. One deliberate diff
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import optuna
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import (
     ChoiceSweep,
@@ -20,6 +21,8 @@ from hydra.core.override_parser.types import (
     RangeSweep,
     Transformer,
 )
+from hydra.utils import get_method
+from omegaconf import DictConfig
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -131,3 +134,14 @@ def override_value(value: Any) -> str:
     if value is None:
         return "null"
     return str(value)
+
+
+def custom_space(path: str) -> Callable[[DictConfig, optuna.Trial], None]:
+    """``hydra.sweeper.custom_search_space``: the function at ``module.function``."""
+    try:
+        return get_method(path)
+    except Exception as e:
+        raise UsageError(
+            f"hydra.sweeper.custom_search_space={path}: cannot import it "
+            f"({str(e).splitlines()[0]}); give module.function"
+        ) from None

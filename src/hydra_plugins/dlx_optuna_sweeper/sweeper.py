@@ -16,9 +16,7 @@ worker claims its next trial as soon as it is free, and a dead worker's trial is
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,34 +28,28 @@ from hydra.core.plugins import Plugins
 from hydra.core.utils import JobReturn
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
-from hydra.utils import get_method, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from optuna.distributions import BaseDistribution
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from dlx.errors import UsageError
-from dlx.status import Status
 from dlx.sweep.compose import ComposesOnce, composing_once
 from hydra_plugins.dlx_optuna_sweeper import results
 from hydra_plugins.dlx_optuna_sweeper import study as shared
 from hydra_plugins.dlx_optuna_sweeper.directions import direction_for, resolve
-from hydra_plugins.dlx_optuna_sweeper.space import grid, override_value, search_space
+from hydra_plugins.dlx_optuna_sweeper.space import (
+    custom_space,
+    grid,
+    override_value,
+    search_space,
+)
+from hydra_plugins.dlx_optuna_sweeper.trials import consecutive, take_over, tell
 
 __all__ = ["DlxOptunaSweeper", "consecutive", "direction_for", "search_space"]
 
 log = logging.getLogger(__name__)
-
-
-def consecutive(numbers: list[int]) -> list[list[int]]:
-    """``[3, 4, 7, 8, 9]`` -> ``[[3, 4], [7, 8, 9]]``: runs the launcher can take at once."""
-    runs: list[list[int]] = []
-    for n in numbers:
-        if runs and runs[-1][-1] + 1 == n:
-            runs[-1].append(n)
-        else:
-            runs.append([n])
-    return runs
 
 
 class DlxOptunaSweeper(ComposesOnce, Sweeper):
@@ -184,27 +176,9 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
         return batch
 
     def _tell(self, study: optuna.Study, trial: optuna.trial.Trial, ret: JobReturn) -> bool:
-        """The trial's end, as its job left it: pruned, its values, or failed; False when
-        it failed."""
         assert self.heartbeat is not None
         self.heartbeat.discard(trial._trial_id)
-        frozen = study._storage.get_trial(trial._trial_id)
-        values = results.values_of(ret, len(self.directions))
-        if frozen.state.is_finished():  # failed meanwhile by a worker that thought us dead
-            return values is not None
-        try:
-            if frozen.user_attrs.get(shared.STATUS) == Status.PRUNED:
-                study.tell(trial, state=TrialState.PRUNED)
-            elif values is None:
-                study.tell(trial, state=TrialState.FAIL)
-            else:
-                study.tell(trial, values)
-        except UpdateFinishedTrialError:
-            pass
-        except RuntimeError as e:  # the grid sampler stops the study at its last point
-            if "Study.stop" not in str(e):
-                raise
-        return values is not None or frozen.user_attrs.get(shared.STATUS) == Status.PRUNED
+        return tell(study, trial, ret, len(self.directions))
 
     def _launch(
         self, study: optuna.Study, trials: dict[int, optuna.trial.Trial], fixed: list[str]
@@ -215,7 +189,7 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
         returns: list[JobReturn] = []
         failed = 0
         for trial in trials.values():
-            self._take_over(study, trial)
+            take_over(study, trial)
         try:
             for run in consecutive(sorted(trials)):
                 overrides = [
@@ -235,31 +209,12 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
         results.check_failures(returns, failed, self.max_failure_rate)
         return returns
 
-    def _take_over(self, study: optuna.Study, trial: optuna.trial.Trial) -> None:
-        """A retry of a dead worker's trial continues from its ``last.pt``: the old run dir,
-        where this machine sees it, becomes the retry's (``<sweep dir>/<new number>``)."""
-        frozen = study._storage.get_trial(trial._trial_id)
-        old_number = frozen.system_attrs.get(shared.RETRY_OF)
-        if old_number is None:
-            return
-        old = study.trials[old_number].user_attrs.get(shared.DIR)
-        new = Path(frozen.user_attrs[shared.DIR])
-        if old and (Path(old) / "checkpoints" / "last.pt").is_file() and not new.exists():
-            Path(old).rename(new)
-            log.info(f"trial {trial.number}: continues trial {old_number} from its last.pt")
-
     def _prepare(self, sweep_dir: Path) -> None:
         """Directions, the custom search space, and multirun.yaml with the directions."""
         assert self.config is not None
         self.directions = resolve(self.direction, self.config)
         if self.custom_search_space:
-            try:
-                self.extend = get_method(self.custom_search_space)
-            except Exception as e:
-                raise UsageError(
-                    f"hydra.sweeper.custom_search_space={self.custom_search_space}: cannot "
-                    f"import it ({str(e).splitlines()[0]}); give module.function"
-                ) from None
+            self.extend = custom_space(self.custom_search_space)
         with open_dict(self.config):
             one = len(self.directions) == 1
             self.config.hydra.sweeper.direction = (
@@ -290,7 +245,7 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
         finally:
             self.heartbeat.stop()
             self.lock.close()
-        record(sweep_dir, study)
+        results.record(sweep_dir, study)
         results.write(sweep_dir, study)
         return returns
 
@@ -319,22 +274,3 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
                 log.info(f"waiting for trial(s) {numbers} of other workers")
                 waited = True
             time.sleep(min(5.0, self.heartbeat_interval))
-
-
-def record(sweep_dir: Path, study: optuna.Study) -> None:
-    """``study.json`` in the sweep dir: every trial of the study with its run dir and state,
-    so the sweep's ``sweep.json`` and leaderboard cover the trials other workers ran."""
-    trials = [
-        {
-            "number": t.number,
-            "state": t.state.name.lower(),
-            "dir": t.user_attrs.get(shared.DIR),
-            "params": t.params,
-            "retried": bool(t.system_attrs.get(shared.RETRIED)),
-        }
-        for t in study.get_trials(deepcopy=False)
-    ]
-    text = json.dumps({"study_name": study.study_name, "trials": trials}, indent=1)
-    tmp = sweep_dir / f".study.json.{os.getpid()}"  # workers sharing a sweep dir: atomic
-    tmp.write_text(text)
-    tmp.replace(sweep_dir / "study.json")
