@@ -76,3 +76,28 @@ def test_figures_keep_legend_and_labels_clear(tmp_path):
     for label in bax.get_xticklabels():
         box = label.get_window_extent(bars.canvas.get_renderer())
         assert bars.bbox.x0 <= box.x0 and box.y0 >= bars.bbox.y0, f"{label.get_text()} is cut"
+
+
+def test_one_long_label_wraps_and_brackets_print(dlx, tmp_path):
+    """A run whose overrides make a 150-character label (the autoencoder's CLI test): its bar
+    figure lays out without a warning, and ``augment=[noise]`` prints as written, not eaten
+    as Rich markup."""
+    from dlx.analysis.plots import bars_figure
+
+    root = tmp_path / "runs"
+    over = ["model=autoencoder", "augment=[noise]", "trainer.max_epochs=2"]
+    over += ["trainer.limit_train_batches=2", "trainer.limit_val_batches=1"]
+    over += ["trainer.log_every_n_steps=1", "trainer.progress=false"]
+    write_run(root, "ae", over, ADAM, "autoencoder", 0.5)
+    report = build(root, None, ["test/acc"], None)
+    (row,) = report.rows
+    assert len(row["group"]) > 140
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bars = bars_figure([(row["group"], row["test/acc"])], "test/acc")
+        bars.canvas.draw()
+    (ax,) = bars.axes
+    assert ax.get_window_extent(bars.canvas.get_renderer()).width > 100  # not collapsed
+    r = dlx("report", str(root), env={"COLUMNS": "250"})
+    assert r.returncode == 0, r.stderr
+    assert "augment=[noise]" in r.stdout and "Warning" not in r.stderr

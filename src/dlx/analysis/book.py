@@ -201,6 +201,7 @@ def run_study(name: str, extra: list[str], config_dirs: list[Path]) -> int:
 def print_list(config_dirs: list[Path]) -> None:
     """``dlx study list``: every study, its claim, source and default budget, and its claims'
     last verdicts where ``experiments/results/`` holds them (``dlx study all``)."""
+    from rich.markup import escape
     from rich.table import Table
 
     from dlx.analysis import search_study
@@ -214,6 +215,7 @@ def print_list(config_dirs: list[Path]) -> None:
     for n in names(config_dirs):
         path = find(n, config_dirs)
         st = search_study.load(path) if search_study.is_search(path) else load(path)
-        table.add_row(n, st.claim, st.source, st.budget, *([last.get(n, "-")] if last else []))
+        cells = [n, st.claim, st.source, st.budget, *([last.get(n, "-")] if last else [])]
+        table.add_row(*map(escape, cells))
     console = wide()
     console.print(fold(table))

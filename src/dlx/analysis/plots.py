@@ -6,6 +6,7 @@ scale. matplotlib (Agg) is imported here alone, when a report is drawn."""
 from __future__ import annotations
 
 import statistics
+import textwrap
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +16,7 @@ if TYPE_CHECKING:
 
 #: the per-layer gradient norms' metric prefix (``dlx.callbacks.grad_norms``)
 GRADS = "grads/norm/"
+LABEL_CHARS = 26  # a bar's label wraps at this many characters (7 pt: 1.6 in, one bar's width)
 
 
 def curve(group: Group, metric: str) -> tuple[list[int], list[float], list[float]]:
@@ -77,9 +79,10 @@ def curves_figure(report: Report, metric: str) -> Any:
 def bars_figure(stats: list[tuple[str, tuple[float, float, int]]], metric: str) -> Any:
     """One bar per group: mean ± std of ``metric``; the group labels whole under the bars."""
     plt = _pyplot()
-    longest = max(len(name) for name, _ in stats)
+    labels = [textwrap.fill(name, LABEL_CHARS) for name, _ in stats]
+    lines = max(label.count("\n") + 1 for label in labels)  # wrapped: never wider than a bar
     fig, ax = plt.subplots(
-        figsize=(max(4.0, 1.2 * len(stats) + 2), 3.6 + 0.045 * longest), layout="constrained"
+        figsize=(max(4.0, 1.6 * len(stats) + 1), 3.4 + 0.16 * lines), layout="constrained"
     )
     ax.bar(
         range(len(stats)),
@@ -88,7 +91,7 @@ def bars_figure(stats: list[tuple[str, tuple[float, float, int]]], metric: str) 
         capsize=4,
         color="#4C72B0",
     )
-    ax.set_xticks(range(len(stats)), [s[0] for s in stats], rotation=30, ha="right", fontsize=7)
+    ax.set_xticks(range(len(stats)), labels, fontsize=7)
     ax.set_ylabel(metric)
     ax.set_title(f"{metric}: mean ± std over seeds")
     ax.grid(axis="y", alpha=0.3)

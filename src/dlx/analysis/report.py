@@ -132,7 +132,9 @@ def columns(report: Report) -> list[str]:
 
 
 def cells(report: Report, row: dict[str, Any]) -> list[str]:
-    out = [row["group"], str(row["n"]), str(row["failed"])]
+    from rich.markup import escape
+
+    out = [escape(row["group"]), str(row["n"]), str(row["failed"])]  # augment=[noise] is no markup
     out += [_fmt(row[m], metric=m) for m in report.metrics]
     out.append(f"{row['params']:,}" if row["params"] else "-")
     out.append(_fmt(row["s/epoch"], 2))
@@ -172,6 +174,7 @@ def run_report(
     target_metric: str | None = None,
 ) -> Report:
     """Build, print and write the report of ``root``; the report."""
+    from rich.markup import escape
     from rich.table import Table
 
     from dlx.analysis.front import draw_front
@@ -187,7 +190,7 @@ def run_report(
     text = markdown(report, root, [Path(f).name for f in figures])
     atomic_write(out / "report.md", lambda f: f.write(text.encode()))
     console = wide()
-    table = Table(title=f"report {root}", title_justify="left")
+    table = Table(title=escape(f"report {root}"), title_justify="left")
     for c in columns(report):
         table.add_column(c, justify="left" if c == "group" else "right")
     for row in report.rows:

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from dlx.engine.terminal import Progress, fmt_metrics  # noqa: F401  (re-exported)
@@ -177,7 +178,7 @@ def summary_table(summary: Mapping[str, Any], run_dir: Path) -> Table:
     table.add_row("duration", f"{summary['duration_s']:.1f} s")
     for k, v in summary["metrics"].items():
         table.add_row(k, f"{v:.4f}")
-    table.add_row("run dir", str(run_dir))
+    table.add_row("run dir", escape(str(run_dir)))
     return table
 
 
