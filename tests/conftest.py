@@ -15,6 +15,15 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
 MNIST_T10K = SHARED / "data" / "mnist-t10k"
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One intra-op thread in the test processes, as ``run_dlx`` gives its subprocesses: with
+    ``-n 2`` on two cores, two workers of two spinning OpenMP threads each would fight."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 #: quick-run overrides: a couple of tiny epochs
 QUICK = [
     "trainer.max_epochs=2",
