@@ -55,7 +55,9 @@ def test_a_grid_composes_each_trial_once_and_every_trial_records_its_provenance(
     snapshots = provenance.SNAPSHOTS.taken
     code, compositions, sweep_dir = sweep_in_process(monkeypatch, tmp_path, "optim.lr=0.01,0.003")
     assert code == 0
-    assert compositions == 2  # Hydra's basic sweeper: 4 (the batch check, then each launch)
+    # the first trial composed, the second derived from it (Hydra's basic sweeper: 4
+    # compositions, the batch check's and each launch's)
+    assert compositions == 1
     records = [json.loads((sweep_dir / t / "provenance.json").read_text()) for t in "01"]
     assert provenance.SNAPSHOTS.taken == snapshots + 1  # one snapshot for the sweep ...
     for key in ("git", "packages", "versions", "host"):  # ... that each trial records
@@ -75,7 +77,7 @@ def test_hydras_own_basic_sweeper_still_composes_twice(monkeypatch, tmp_path):
 def test_an_optuna_sweep_composes_each_trial_once(monkeypatch, tmp_path):
     args = ("sweep=tpe", "hydra.sweeper.n_trials=2", "hydra.sweeper.sampler.seed=0")
     code, compositions, sweep_dir = sweep_in_process(monkeypatch, tmp_path, *args)
-    assert (code, compositions) == (0, 2)
+    assert (code, compositions) == (0, 1)  # the second trial: derived from the first
     assert all((sweep_dir / t / "provenance.json").is_file() for t in "01")
 
 
@@ -123,6 +125,42 @@ def test_composed_once_is_what_hydra_composes(loader):
     assert once.compositions == 4 and not once.kept
     again = once.load_sweep_config(master, TRIALS[0])  # taken once: composed afresh
     assert OmegaConf.to_yaml(again) == plain[0] and once.compositions == 5
+
+
+#: (a trial's overrides, whether it may be derived from the trial before it)
+SIBLINGS = [
+    (["model=mlp", "optim.lr=0.1", "data.batch_size=32"], False),  # the first: composed
+    (["model=mlp", "optim.lr=0.01", "data.batch_size=64"], True),  # values only
+    (["model=mlp", "optim.lr=${optim.weight_decay}", "data.batch_size=64"], True),
+    (["model=mlp", "optim.lr='1e-3'", "data.batch_size=64"], True),  # a quoted string
+    (["model=lenet", "optim.lr=0.01", "data.batch_size=64"], False),  # a group's option
+    (["model=lenet", "optim.lr=0.02", "data.batch_size=64", "trainer.seed=3"], False),
+    (["model=lenet", "optim.lr=0.03", "data.batch_size=64", "trainer.seed=4"], True),
+    (["model=lenet", "optim.lr=0.03", "data.batch_size=64", "+trainer.extra=4"], False),
+    (["model=lenet", "optim.lr=0.03", "data.batch_size=64", "+trainer.extra=5"], False),
+    (["model=lenet", "optim.lr=0.03", "data.batch_size=64", "hydra.job.name=x"], False),
+    (["model=lenet", "optim.lr=0.03", "data.batch_size=64", "hydra.job.name=y"], False),
+    (["model=lenet", "optim.lr=0.3", "optim.lr=0.04", "trainer.seed=4"], False),
+    (["model=lenet", "optim.lr=0.3", "optim.lr=0.05", "trainer.seed=4"], False),  # twice
+    (["model=lenet", "optim.lr=0.3", "optim=sgd", "trainer.seed=4"], False),
+    (["model=lenet", "optim.lr=0.3", "optim=adam", "trainer.seed=4"], False),
+]
+
+
+def test_a_sibling_derived_from_a_composed_trial_is_what_hydra_composes(loader):
+    """A trial that differs from the last composed one only in plain values is derived from
+    it, never composed; the config (its hydra node with ``overrides.task`` and
+    ``override_dirname`` included) is Hydra's own composition's."""
+    loader, master = loader
+    plain = [OmegaConf.to_yaml(loader.load_sweep_config(master, t)) for t, _ in SIBLINGS]
+    once = ComposeOnce(loader)
+    for (trial, derivable), want in zip(SIBLINGS, plain):
+        before = once.derived
+        got = once.load_sweep_config(master, trial)
+        assert OmegaConf.to_yaml(got) == want, trial
+        assert once.derived - before == derivable, trial
+        got.optim.lr = 123.0  # the launcher's to change: the next sibling is unaffected
+    assert once.compositions + once.derived == len(SIBLINGS)
 
 
 def test_a_worker_gets_the_loader_without_the_kept_configs(loader):
@@ -228,3 +266,39 @@ def test_a_search_path_reaches_the_trials_without_changing_the_loaders_sources(t
         assert list(once.load_sweep_config(master, ["model=wide"]).model.hidden) == [512]
         assert [s.path for s in loader.get_sources()] == sources
     GlobalHydra.instance().clear()
+
+
+def _options(group: str) -> list[str]:
+    root = Path(__file__).parents[1] / "src/dlx/conf" / group
+    return sorted(p.stem for p in root.glob("*.yaml") if p.stem != "none")
+
+
+def test_a_config_parsed_as_given_is_what_omegaconfs_structured_merge_gives(monkeypatch):
+    """``to_schema`` builds a group's dataclass straight from values that already have their
+    field's type; every shipped option (and converted or wrong values, which take OmegaConf's
+    path) parses to the spec OmegaConf's structured merge gives."""
+    from dlx import registry
+    from dlx.commands.runs import compose
+    from dlx.engine.spec import parse
+    from dlx.errors import UsageError
+
+    cases = [[f"model={m}"] for m in _options("model")]
+    cases += [[f"optim={o}"] for o in _options("optim")] + [
+        [f"sched={s}"] for s in _options("sched")
+    ]
+    cases += [["data=mnist1d", "model=cnn1d"], ["data=adding", "model=lstm"]]
+    cases += [[f"regularization=[{','.join(_options('regularization'))}]"]]
+    cases += [[f"augment=[{a}]"] for a in _options("augment")]
+    cases += [["optim.lr=1", "trainer.max_epochs=2", "model.hidden=[64,32]", "model=mlp"]]
+    cases += [["optim.lr='0.5'"], ["trainer.max_epochs='3'"]]  # strings: OmegaConf converts
+    fast = [parse(compose(c)) for c in cases]
+    assert isinstance(fast[-2].optim.lr, float) and fast[-2].optim.lr == 0.5
+    assert fast[-1].trainer.max_epochs == 3 and isinstance(fast[-3].optim.lr, float)
+    with pytest.raises(UsageError, match=r"trainer\.max_epochs=abc: wrong type"):
+        parse(compose(["trainer.max_epochs=abc"]))
+
+    def never(data, schema):
+        raise registry.NotAsGiven(schema)
+
+    monkeypatch.setattr(registry, "typed_as_given", never)
+    assert [parse(compose(c)) for c in cases] == fast

@@ -9,8 +9,15 @@ trial takes it (once; a config the launcher gets is its own to change). What a t
 composed from stays Hydra's: the same loader, the same overrides, the same config files.
 
 Within one sweep the config files are read and parsed once (``SweepRepository``), not once
-per composition. A launcher that runs trials in other processes (joblib) gets the loader
-pickled without the kept configs: each worker composes its trials itself, once.
+per composition. A trial whose overrides differ from the last composed trial's only in the
+values of plain keys (``optim.lr=0.01`` for ``optim.lr=0.003``; no config group, no ``+``/``~``,
+no ``hydra.`` key) is derived from that composition (``Template``): a copy, Hydra's own
+override step applied to it, and the ``hydra.overrides.task`` and ``override_dirname`` those
+overrides give. Hydra would compose it from the same files with the same overrides in the
+same order: the result is the same config (tested against Hydra's composition).
+
+A launcher that runs trials in other processes (joblib) gets the loader pickled without the
+kept configs: each worker composes (or derives) its trials itself, once.
 
 A composition that fails is one line naming the key and what is allowed (``hydra_error_line``).
 """
@@ -18,82 +25,34 @@ A composition that fails is one line naming the key and what is allowed (``hydra
 from __future__ import annotations
 
 import copy
+import os
 import re
-import uuid
 from collections.abc import Sequence
 from importlib import resources
 from typing import Any
 
 from hydra.core.config_loader import ConfigLoader
 from hydra.types import HydraContext
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlx.suggest import allowed
+from dlx.sweep.repository import SweepRepository
 
 #: groups whose options are chosen as a list, each option's keys under <group>.<option>.
 LIST_GROUPS = ("regularization", "augment")
-
-
-class SweepRepository:
-    """A Hydra config repository that keeps every config file it loaded for the whole sweep
-    (Hydra's own cache lasts one composition). Everything else goes to the wrapped one."""
-
-    def __init__(self, delegate: Any, cache: dict[tuple, Any] | None = None) -> None:
-        self.delegate = delegate
-        self.cache = {} if cache is None else cache
-        self.sweep = uuid.uuid4().hex  # names the cache for the worker processes
-
-    def load_config(self, config_path: str) -> Any:
-        sources = tuple((s.provider, s.path) for s in self.delegate.get_sources())
-        key = (sources, config_path)
-        if key not in self.cache:
-            self.cache[key] = self.delegate.load_config(config_path=config_path)
-        return self.cache[key]
-
-    def initialize_sources(self, config_search_path: Any) -> None:
-        # copy on write: ``hydra.searchpath`` changes this composition's sources only
-        self.delegate = copy.deepcopy(self.delegate)
-        self.delegate.initialize_sources(config_search_path)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> SweepRepository:
-        # Hydra copies the repository for every composition, so that ``hydra.searchpath``
-        # changes a copy: ``initialize_sources`` copies the sources when it does; the
-        # loaded files are shared
-        twin = SweepRepository(self.delegate, self.cache)
-        twin.sweep = self.sweep
-        return twin
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("delegate", "cache", "sweep"):  # unpickling: not set yet
-            raise AttributeError(name)
-        return getattr(self.delegate, name)
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {"delegate": self.delegate, "sweep": self.sweep}  # not the loaded files
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        # a worker process keeps the files it read for every trial of this sweep it runs
-        self.delegate, self.sweep = state["delegate"], state["sweep"]
-        if WORKER_FILES.get("sweep") != self.sweep:
-            WORKER_FILES.clear()
-            WORKER_FILES["sweep"] = self.sweep
-        self.cache = WORKER_FILES.setdefault("files", {})
-
-
-#: in a launcher's worker process: the config files read for the sweep it runs trials of
-WORKER_FILES: dict[str, Any] = {}
 
 
 class ComposeOnce:
     """A Hydra config loader whose ``load_sweep_config`` composes each trial once: a config
     composed by ``check`` is handed to the launcher's composition of the same trial.
 
-    ``compositions`` counts the full compositions this loader made (in this process)."""
+    Counts (this process): full ``compositions``, and configs ``derived`` from a sibling's."""
 
     def __init__(self, loader: ConfigLoader) -> None:
         self.loader = loader
         self.kept: dict[tuple[str, ...], DictConfig] = {}
         self.compositions = 0
+        self.derived = 0
         repository = getattr(loader, "repository", None)
         if repository is not None and not isinstance(repository, SweepRepository):
             loader.repository = SweepRepository(repository)
@@ -111,17 +70,89 @@ class ComposeOnce:
         return kept if kept is not None else self._compose(master_config, sweep_overrides)
 
     def _compose(self, master_config: DictConfig, overrides: list[str]) -> DictConfig:
+        template = LAST.get(self._sweep())
+        derived = template.derive(master_config, overrides) if template else None
+        if derived is not None:
+            self.derived += 1
+            return derived
         self.compositions += 1
-        return self.loader.load_sweep_config(master_config, overrides)
+        cfg = self.loader.load_sweep_config(master_config, overrides)
+        LAST.clear()  # one sweep's at a time
+        LAST[self._sweep()] = Template(overrides, cfg)
+        return cfg
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("loader", "kept", "compositions"):  # unpickling: not set yet
+        if name in ("loader", "kept", "compositions", "derived"):  # unpickling: not set yet
             raise AttributeError(name)
         return getattr(self.loader, name)
 
     def __getstate__(self) -> dict[str, Any]:
         # a launcher's worker process gets the loader, not the configs kept here
-        return {"loader": self.loader, "kept": {}, "compositions": 0}
+        return {"loader": self.loader, "kept": {}, "compositions": 0, "derived": 0}
+
+    def _sweep(self) -> str | None:
+        return getattr(getattr(self.loader, "repository", None), "sweep", None)
+
+
+#: in each process (a joblib worker too, between its tasks): the sweep's last composed trial
+LAST: dict[str | None, Template] = {}
+
+
+class Template:
+    """A composed trial config, kept pristine, to derive its value-only siblings from."""
+
+    def __init__(self, overrides: list[str], cfg: DictConfig) -> None:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        self.overrides = list(overrides)
+        self.parsed = OverridesParser.create().parse_overrides(self.overrides)
+        self.cfg = copy.deepcopy(cfg)  # the one handed out is the launcher's to change
+        self.choices = set(cfg.hydra.runtime.choices)
+
+    def derive(self, master_config: DictConfig, overrides: list[str]) -> DictConfig | None:
+        """The config of the trial ``overrides``, or None when it needs a full composition."""
+        from hydra._internal.config_loader_impl import ConfigLoaderImpl, get_overrides_dirname
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        if len(overrides) != len(self.overrides):
+            return None
+        changed = [i for i, (a, b) in enumerate(zip(overrides, self.overrides)) if a != b]
+        new = OverridesParser.create().parse_overrides([overrides[i] for i in changed])
+        keys = [o.key_or_group for o in self.parsed]
+        for o, old in zip(new, [self.parsed[i] for i in changed]):
+            same = o.key_or_group == old.key_or_group and keys.count(o.key_or_group) == 1
+            if not (same and self._plain(o) and self._plain(old)):  # else: compose it
+                return None
+        cfg = copy.deepcopy(self.cfg)
+        ConfigLoaderImpl._apply_overrides_to_config(new, cfg)
+        parsed = list(self.parsed)
+        for o, i in zip(new, changed):
+            parsed[i] = o
+        app = [o for o in parsed if not o.is_hydra_override()]
+        names = cfg.hydra.job.config.override_dirname
+        with open_dict(cfg.hydra):
+            cfg.hydra.overrides.task = [o.input_line for o in app]
+            cfg.hydra.runtime.cwd = os.getcwd()
+            cfg.hydra.job.override_dirname = get_overrides_dirname(
+                overrides=app,
+                kv_sep=names.kv_sep,
+                item_sep=names.item_sep,
+                exclude_keys=names.exclude_keys,
+            )
+        OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
+        return cfg
+
+    def _plain(self, o: Any) -> bool:
+        """A plain value for an existing plain key: what Hydra sets with ``OmegaConf.update``."""
+        from hydra.core.override_parser.types import OverrideType
+
+        if o.type != OverrideType.CHANGE or o.package is not None or o.is_hydra_override():
+            return False
+        if o.is_sweep_override() or o.key_or_group in self.choices:
+            return False
+        node = OmegaConf.select(self.cfg, o.key_or_group, default=None, throw_on_missing=False)
+        plain = isinstance(o.value(), str | int | float | bool | type(None))
+        return plain and (node is None or not OmegaConf.is_config(node))
 
 
 def composing_once(hydra_context: HydraContext) -> HydraContext:
