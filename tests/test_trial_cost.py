@@ -302,3 +302,30 @@ def test_a_config_parsed_as_given_is_what_omegaconfs_structured_merge_gives(monk
 
     monkeypatch.setattr(registry, "typed_as_given", never)
     assert [parse(compose(c)) for c in cases] == fast
+
+
+def test_the_test_pass_reads_best_pt_only_when_the_model_has_moved_on(monkeypatch, tmp_path):
+    """A run whose best epoch is its last tests the model as it is (best.pt holds exactly
+    those weights); one whose best epoch is earlier, or with an EMA, reloads best.pt. Either
+    way the test figures are those ``dlx eval`` gets from best.pt."""
+    from dlx.commands.runs import compose, evaluate_run
+    from dlx.engine import checkpoint
+    from dlx.engine.loop import run
+    from dlx.engine.spec import parse
+
+    loads = []
+    load = checkpoint.load
+    monkeypatch.setattr(checkpoint, "load", lambda *a, **k: loads.append(a[0]) or load(*a, **k))
+    cases = {  # overrides -> best.pt loads by the test pass
+        "last": (["optim.lr=0.003"], 0),
+        "ema": (["optim.lr=0.003", "regularization=[ema]"], 1),
+        "earlier": (["optim.lr=3", "trainer.on_nonfinite=skip"], 1),  # seeded: epoch 2 worse
+    }
+    for name, (overrides, want) in cases.items():
+        cfg = compose([*TINY, "trainer.max_epochs=2", "trainer.limit_train_batches=4", *overrides])
+        loads.clear()
+        summary = run(cfg, tmp_path / name, quiet=True)
+        tested = [p for p in loads if p.name == "best.pt"]
+        assert len(tested) == want, (name, summary["best_epoch"])
+        again = evaluate_run(parse(cfg), tmp_path / name)
+        assert again["test/acc"] == summary["metrics"]["test/acc"], name

@@ -1,10 +1,8 @@
 """The ``Run`` record the loop and callbacks share, and its methods: the loop's vocabulary
 (batches, record, log figures, end of epoch, validate, test, save).
 
-The parts are built once by ``dlx.engine.build.build_run``; the loop is
-``dlx.engine.loop.fit``. Nothing here imports the callbacks: a run holds them through the
-``Hooks`` protocol (``dlx.engine.hooks``), so ``dlx.callbacks`` can name ``Run`` without an
-import cycle.
+The parts are built once by ``dlx.engine.build.build_run``; the loop is ``dlx.engine.loop.fit``.
+Callbacks are held through the ``Hooks`` protocol: ``dlx.callbacks`` names ``Run``, no cycle.
 """
 
 from __future__ import annotations
@@ -89,6 +87,7 @@ class Run:
     speed: Throughput = field(default_factory=Throughput)
     phase: str = "setup"  # train, validation or test: where a signal stopped the run
     writer: checkpoint.Writer = field(default_factory=checkpoint.Writer)
+    best_at_step: int | None = None  # best.pt holds ``model``'s own weights of this step
     _window: tuple[float, int] = (0.0, 0)  # (clock, step) at the last log step
     _first_batch: int = 0  # where this process entered the epoch (a resume: mid-way)
 
@@ -223,8 +222,9 @@ class Run:
         """The best checkpoint's figures on the test split."""
         self.writer.wait()
         self.phase = "test"
-        best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
-        self.model.load_state_dict(best["model"])
+        if self.best_at_step != self.state.step:  # else the model is best.pt's already
+            best = checkpoint.load(self.run_dir / "checkpoints" / "best.pt")
+            self.model.load_state_dict(best["model"])
         return evaluate(
             self.compiled,
             self.data,
@@ -262,6 +262,8 @@ class Run:
         """Write ``checkpoints/NAME`` of this moment (all ranks call it; rank 0 writes, in the
         background): ``weights`` in place of the model's (an EMA's), ``copy_to`` a 2nd name."""
         self.write(name, self.capture(weights), copy_to)
+        if weights is None and "best.pt" in (name, copy_to):
+            self.best_at_step = self.state.step
 
     def capture(
         self, weights: dict[str, Tensor] | None = None, hold: bool = False
@@ -279,6 +281,8 @@ class Run:
 
     def write(self, name: str, ck: dict[str, Any] | None, copy_to: str | None = None) -> None:
         """Write ``capture``'s checkpoint as ``checkpoints/NAME`` (and ``copy_to``), rank 0."""
+        if "best.pt" in (name, copy_to):
+            self.best_at_step = None  # ``save`` says when it is the model as it is
         if ck is None:  # another rank
             return
         self.board.flush_on(self.writer)  # events up to this step reach disk first

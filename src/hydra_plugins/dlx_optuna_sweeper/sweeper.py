@@ -165,12 +165,14 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             new = max(0, self.n_trials - sum(shared.counts(t) for t in trials))
             batch = {}
-            for _ in range(min(self.n_jobs, waiting + new)):
-                trial = study.ask(space)
+            for i in range(min(self.n_jobs, waiting + new)):
+                trial = study.ask(space)  # a queued one (a retry) first
                 if self.extend is not None:  # hydra.sweeper.custom_search_space
                     assert self.config is not None
                     self.extend(self.config, trial)
                 trial.set_user_attr(shared.DIR, str((sweep_dir / str(trial.number)).resolve()))
+                if i < waiting:
+                    take_over(study, trial)
                 self.heartbeat.add(trial._trial_id)
                 batch[trial.number] = trial
         return batch
@@ -188,8 +190,6 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
         assert self.launcher is not None and self.heartbeat is not None
         returns: list[JobReturn] = []
         failed = 0
-        for trial in trials.values():
-            take_over(study, trial)
         try:
             for run in consecutive(sorted(trials)):
                 overrides = [
