@@ -227,3 +227,23 @@ def test_runs_sort_puts_the_best_first_and_rejects_unknown_keys():
     assert [r["metrics"]["val/acc"] for r in sort_runs(runs, "-val/acc")] == [0.5, 0.7, 0.9]
     with pytest.raises(UsageError, match="--sort nosuch"):
         sort_runs(runs, "nosuch")
+
+
+def test_the_command_leaves_without_teardown_but_runs_exit_handlers_and_keeps_its_code(dlx):
+    """``dlx`` skips Python's module teardown (``cli.entry``); what teardown would have done
+    still happens: a user's exit handler runs, logging reaches train.log, the code is kept."""
+    (dlx.cwd / "atexitcb.py").write_text(
+        "import atexit, pathlib\n"
+        "from dlx.callbacks import Callback\n"
+        "class Mark(Callback):\n"
+        "    def __init__(self):\n"
+        "        atexit.register(pathlib.Path('atexit-ran').write_text, 'yes')\n"
+    )
+    r = dlx("train", *QUICK, "trainer.callbacks=[atexitcb.Mark]")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert (dlx.cwd / "atexit-ran").read_text() == "yes"
+    run = only_run_dir(dlx.cwd)
+    assert "completed; run dir" in (run / "train.log").read_text()
+    assert read_summary(run)["status"] == "completed"
+    r = dlx("train", "optim.lr=abc")
+    assert r.returncode == 2 and "optim.lr" in r.stderr

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -250,3 +252,25 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt as e:  # Ctrl-C outside training, or a second one
         code = _interrupted(command, e)
     sys.exit(code)
+
+
+def entry() -> None:
+    """The ``dlx`` command: ``main``, then out without Python's module teardown, which takes
+    about a second once torch is loaded. What teardown would finish is done first: the
+    threads Python waits for (joblib's worker pool shuts down), the exit handlers (logging
+    flushes), the standard streams; dlx's own files are closed when a command returns."""
+    try:
+        main()
+    except SystemExit as e:
+        code = e.code
+    shutdown = getattr(threading, "_shutdown", None)
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if "torch" not in sys.modules or shutdown is None or run_exit_handlers is None:
+        sys.exit(code)
+    if isinstance(code, str):
+        print(code, file=sys.stderr)
+    shutdown()
+    run_exit_handlers()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code if isinstance(code, int) else 0 if code is None else 1)
