@@ -329,3 +329,21 @@ def test_the_test_pass_reads_best_pt_only_when_the_model_has_moved_on(monkeypatc
         assert len(tested) == want, (name, summary["best_epoch"])
         again = evaluate_run(parse(cfg), tmp_path / name)
         assert again["test/acc"] == summary["metrics"]["test/acc"], name
+
+
+def test_a_finished_sweeps_idle_joblib_workers_are_stopped_at_once():
+    """``stop_idle_workers`` finds joblib's pool (loky's reusable executor) and stops its
+    workers, so the sweep's exit does not wait for each one's Python teardown."""
+    from joblib.externals.loky import get_reusable_executor
+
+    from dlx.sweep.watchdog import stop_idle_workers
+
+    pool = get_reusable_executor(max_workers=1)
+    assert pool.submit(sum, [1, 2]).result() == 3
+    workers = list(pool._processes.values())
+    assert workers and all(w.is_alive() for w in workers)
+    stop_idle_workers()
+    assert not any(w.is_alive() for w in workers)
+    fresh = get_reusable_executor(max_workers=1)
+    assert fresh is not pool  # a new sweep gets a new pool
+    fresh.shutdown(wait=True, kill_workers=True)

@@ -223,3 +223,6 @@ class SweepCallback(Callback):
         result = finish(Path(config.hydra.sweep.dir))
         ok = sum(t["status"] in (*SUCCESS, Status.PRUNED) for t in result["trials"])  # exit 0
         outcome.report("sweep.json", {"succeeded": ok, "trials": len(result["trials"])})
+        from dlx.sweep.watchdog import stop_idle_workers
+
+        stop_idle_workers()
