@@ -4,9 +4,11 @@ the plugin's data route the page reads and in headless Chromium's rendering of t
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +75,7 @@ class Chromium:
             pass_fds=(self._to_r, self._from_w),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its renderers and helpers: one group to end together
         )
         os.close(self._to_r)
         os.close(self._from_w)
@@ -107,7 +110,14 @@ class Chromium:
         return result["result"].get("value")
 
     def close(self) -> None:
-        self.proc.kill()
+        """Close the browser, then end its whole process group: a helper still writing to
+        the profile would race the profile folder's removal."""
+        with contextlib.suppress(Exception):
+            self.call("Browser.close")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
         os.close(self._to_w)
         os.close(self._from_r)

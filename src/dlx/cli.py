@@ -269,6 +269,11 @@ def entry() -> None:
         sys.exit(code)
     if isinstance(code, str):
         print(code, file=sys.stderr)
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the code is decided: a late Ctrl-C (a
+    for s in (signal.SIGTERM, signal.SIGHUP):  # pending one too) changes nothing; a late
+        signal.signal(s, signal.SIG_DFL)  # SIGTERM ends the process as it asks
     shutdown()
     run_exit_handlers()
     sys.stdout.flush()
