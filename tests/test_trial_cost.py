@@ -144,6 +144,19 @@ SIBLINGS = [
     (["model=lenet", "optim.lr=0.3", "optim.lr=0.05", "trainer.seed=4"], False),  # twice
     (["model=lenet", "optim.lr=0.3", "optim=sgd", "trainer.seed=4"], False),
     (["model=lenet", "optim.lr=0.3", "optim=adam", "trainer.seed=4"], False),
+    (["model=mlp", "optim.lr=0.1", "~optim.weight_decay"], False),
+    (["model=mlp", "optim.lr=0.2", "~optim.weight_decay"], True),  # another key deleted
+    # a later override of a node above the key wins in Hydra: composed, never derived
+    (
+        ["regularization=[ema]", "regularization.ema.decay=0.5", "regularization.ema={decay:0.9}"],
+        False,
+    ),
+    (
+        ["regularization=[ema]", "regularization.ema.decay=0.6", "regularization.ema={decay:0.9}"],
+        False,
+    ),
+    (["regularization=[ema]", "regularization.ema.decay=0.7"], False),
+    (["regularization=[ema]", "regularization.ema.decay=0.8"], True),  # beside its group
 ]
 
 
@@ -294,6 +307,10 @@ def test_a_config_parsed_as_given_is_what_omegaconfs_structured_merge_gives(monk
     fast = [parse(compose(c)) for c in cases]
     assert isinstance(fast[-2].optim.lr, float) and fast[-2].optim.lr == 0.5
     assert fast[-1].trainer.max_epochs == 3 and isinstance(fast[-3].optim.lr, float)
+    from dlx.trainer import TrainerConfig
+
+    # "???" (missing) is never taken as a value: OmegaConf's merge keeps the default
+    assert registry.to_schema({"device": "???"}, TrainerConfig, "trainer").device == "auto"
     with pytest.raises(UsageError, match=r"trainer\.max_epochs=abc: wrong type"):
         parse(compose(["trainer.max_epochs=abc"]))
 

@@ -104,6 +104,8 @@ def _as(value: Any, tp: Any) -> Any:
     """``value`` when it already is of field type ``tp`` (an int widened for a float), as
     OmegaConf's structured merge would give it; else ``NotAsGiven``."""
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if value == "???":  # a mandatory value left missing: OmegaConf says so
+        raise NotAsGiven(tp)
     if tp is Any:
         return value
     if origin in (typing.Union, types.UnionType):

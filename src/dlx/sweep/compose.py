@@ -1,23 +1,14 @@
 """Each sweep trial's config composed once.
 
-Hydra's sweepers check a batch before launching it by composing every trial's config
-(``Sweeper.validate_batch_is_legal``: a bad override fails the sweep before any trial ran),
-then the launcher composes each trial's config again to run it. dlx's sweepers (the grid's
-``dlx_basic`` and ``dlx_optuna``) hand the launcher a ``ComposeOnce`` loader instead of
-Hydra's: the check keeps each config it composed, and the launcher's composition of the same
-trial takes it (once; a config the launcher gets is its own to change). What a trial is
-composed from stays Hydra's: the same loader, the same overrides, the same config files.
-
-Within one sweep the config files are read and parsed once (``SweepRepository``), not once
-per composition. A trial whose overrides differ from the last composed trial's only in the
-values of plain keys (``optim.lr=0.01`` for ``optim.lr=0.003``; no config group, no ``+``/``~``,
-no ``hydra.`` key) is derived from that composition (``Template``): a copy, Hydra's own
-override step applied to it, and the ``hydra.overrides.task`` and ``override_dirname`` those
-overrides give. Hydra would compose it from the same files with the same overrides in the
-same order: the result is the same config (tested against Hydra's composition).
-
-A launcher that runs trials in other processes (joblib) gets the loader pickled without the
-kept configs: each worker composes (or derives) its trials itself, once.
+Hydra's sweepers compose every trial of a batch to check it, then the launcher composes each
+again to run it. dlx's sweepers (``dlx_basic``, ``dlx_optuna``) give the launcher a
+``ComposeOnce`` loader: the check keeps what it composed and the launcher takes it (once; it
+is the launcher's to change). The config files are read once a sweep (``SweepRepository``). A
+trial whose overrides differ from the last composed trial's only in the values of plain keys
+(no config group, ``+``/``~``, ``@package`` or ``hydra.`` key) is derived from that
+composition (``Template``): a copy, Hydra's own override step, and the ``overrides.task`` and
+``override_dirname`` they give: what Hydra composes from the same files and overrides
+(tested). A joblib worker gets the loader without the kept configs and keeps its own template.
 
 A composition that fails is one line naming the key and what is allowed (``hydra_error_line``).
 """
@@ -43,10 +34,8 @@ LIST_GROUPS = ("regularization", "augment")
 
 
 class ComposeOnce:
-    """A Hydra config loader whose ``load_sweep_config`` composes each trial once: a config
-    composed by ``check`` is handed to the launcher's composition of the same trial.
-
-    Counts (this process): full ``compositions``, and configs ``derived`` from a sibling's."""
+    """A Hydra config loader that composes each trial once (``check``'s configs go to the
+    launcher). Counts (this process): full ``compositions``, configs ``derived``."""
 
     def __init__(self, loader: ConfigLoader) -> None:
         self.loader = loader
@@ -71,8 +60,7 @@ class ComposeOnce:
 
     def _compose(self, master_config: DictConfig, overrides: list[str]) -> DictConfig:
         template = LAST.get(self._sweep())
-        derived = template.derive(master_config, overrides) if template else None
-        if derived is not None:
+        if template and (derived := template.derive(master_config, overrides)) is not None:
             self.derived += 1
             return derived
         self.compositions += 1
@@ -118,29 +106,36 @@ class Template:
             return None
         changed = [i for i, (a, b) in enumerate(zip(overrides, self.overrides)) if a != b]
         new = OverridesParser.create().parse_overrides([overrides[i] for i in changed])
-        keys = [o.key_or_group for o in self.parsed]
-        for o, old in zip(new, [self.parsed[i] for i in changed]):
-            same = o.key_or_group == old.key_or_group and keys.count(o.key_or_group) == 1
-            if not (same and self._plain(o) and self._plain(old)):  # else: compose it
+        for i, o in zip(changed, new):
+            old = self.parsed[i]
+            if o.key_or_group != old.key_or_group or self._overlaps(i) or not self._plain(o):
+                return None  # compose it
+            if not self._plain(old):
                 return None
         cfg = copy.deepcopy(self.cfg)
         ConfigLoaderImpl._apply_overrides_to_config(new, cfg)
-        parsed = list(self.parsed)
-        for o, i in zip(new, changed):
-            parsed[i] = o
+        swap = dict(zip(changed, new))
+        parsed = [swap.get(i, o) for i, o in enumerate(self.parsed)]
         app = [o for o in parsed if not o.is_hydra_override()]
         names = cfg.hydra.job.config.override_dirname
         with open_dict(cfg.hydra):
             cfg.hydra.overrides.task = [o.input_line for o in app]
             cfg.hydra.runtime.cwd = os.getcwd()
-            cfg.hydra.job.override_dirname = get_overrides_dirname(
-                overrides=app,
-                kv_sep=names.kv_sep,
-                item_sep=names.item_sep,
-                exclude_keys=names.exclude_keys,
-            )
+            seps = {k: names[k] for k in ("kv_sep", "item_sep", "exclude_keys")}
+            cfg.hydra.job.override_dirname = get_overrides_dirname(overrides=app, **seps)
         OmegaConf.copy_cache(from_config=master_config, to_config=cfg)
         return cfg
+
+    def _overlaps(self, i: int) -> bool:
+        """Whether another override sets override ``i``'s key, a node above it or below it
+        (applied in order, it could win); a group's options are chosen before any value."""
+        key = self.parsed[i].key_or_group
+        for j, o in enumerate(self.parsed):
+            other = o.key_or_group
+            near = other == key or other.startswith(key + ".") or key.startswith(other + ".")
+            if j != i and near and other not in self.choices and other not in LIST_GROUPS:
+                return True
+        return False
 
     def _plain(self, o: Any) -> bool:
         """A plain value for an existing plain key: what Hydra sets with ``OmegaConf.update``."""
@@ -148,9 +143,12 @@ class Template:
 
         if o.type != OverrideType.CHANGE or o.package is not None or o.is_hydra_override():
             return False
-        if o.is_sweep_override() or o.key_or_group in self.choices:
+        if o.is_sweep_override() or o.key_or_group in self.choices:  # a group's option
             return False
-        node = OmegaConf.select(self.cfg, o.key_or_group, default=None, throw_on_missing=False)
+        try:
+            node = OmegaConf.select(self.cfg, o.key_or_group, default=None, throw_on_missing=False)
+        except Exception:  # an interpolation that resolves only later: compose it
+            return False
         plain = isinstance(o.value(), str | int | float | bool | type(None))
         return plain and (node is None or not OmegaConf.is_config(node))
 

@@ -165,14 +165,13 @@ class DlxOptunaSweeper(ComposesOnce, Sweeper):
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             new = max(0, self.n_trials - sum(shared.counts(t) for t in trials))
             batch = {}
-            for i in range(min(self.n_jobs, waiting + new)):
+            for _ in range(min(self.n_jobs, waiting + new)):
                 trial = study.ask(space)  # a queued one (a retry) first
                 if self.extend is not None:  # hydra.sweeper.custom_search_space
                     assert self.config is not None
                     self.extend(self.config, trial)
                 trial.set_user_attr(shared.DIR, str((sweep_dir / str(trial.number)).resolve()))
-                if i < waiting:
-                    take_over(study, trial)
+                take_over(study, trial)  # a retry (another worker may have queued it)
                 self.heartbeat.add(trial._trial_id)
                 batch[trial.number] = trial
         return batch
