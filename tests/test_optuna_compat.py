@@ -28,6 +28,7 @@ from optuna.distributions import (
 )
 
 from hydra_plugins.dlx_optuna_sweeper.space import distribution, grid_values, search_space
+from hydra_plugins.dlx_optuna_sweeper.study import default_storage, open_storage
 from hydra_plugins.dlx_optuna_sweeper.sweeper import DlxOptunaSweeper
 
 APPS = Path(__file__).parent / "optuna_apps"
@@ -138,9 +139,8 @@ def test_launch_jobs(hydra_sweep_runner) -> None:
     )
     with sweep:
         assert sweep.returns is not None and len(sweep.returns) == 8
-        study = optuna.load_study(
-            storage=f"sqlite:///{Path(sweep.temp_dir) / 'optuna.db'}", study_name="dlx"
-        )
+        storage = open_storage(default_storage(Path(sweep.temp_dir)))
+        study = optuna.load_study(storage=storage, study_name="dlx")
         assert [t.number for t in study.trials] == list(range(8))
 
 
@@ -279,9 +279,8 @@ def test_failure_rate(max_failure_rate: float, tmp_path: Path) -> None:
         "error=true",
         check=False,
     )
-    trials = optuna.load_study(
-        storage=f"sqlite:///{tmp_path / 'optuna.db'}", study_name="sphere"
-    ).trials
+    storage = open_storage(default_storage(tmp_path))
+    trials = optuna.load_study(storage=storage, study_name="sphere").trials
     if max_failure_rate < 1.0:  # the first batch's failure is raised, the sweep stops
         assert "RuntimeError: cfg.error is True" in r.stderr
         assert r.returncode != 0 and len(trials) == 2

@@ -18,6 +18,7 @@ import yaml
 from dlx.sweep import job
 from dlx.sweep import leaderboard as board
 from dlx.sweep import trials as sweep
+from hydra_plugins.dlx_optuna_sweeper.study import default_storage, open_storage
 
 TINY = [
     "trainer.max_epochs=1",
@@ -125,7 +126,7 @@ def test_optuna_presets_sample_log_uniform_lrs_and_resume(dlx, preset):
     r = dlx(*args, "hydra.sweeper.n_trials=6")
     assert r.returncode == 0, r.stderr[-3000:]
     sw = dlx.cwd / "sw"
-    assert (sw / "optuna.db").is_file()
+    assert (sw / "optuna.log").is_file()  # the study, resumable: Optuna's journal file
     trials = read_sweep(sw)["trials"]
     lrs = [float(v) for v in values(trials, "optim.lr")]
     assert len(set(lrs)) == 6 and all(1e-4 <= lr <= 1e-1 for lr in lrs)
@@ -197,7 +198,8 @@ def test_submitit_local_launcher_trials_report_to_their_study(dlx):
     assert r.returncode == 0, r.stderr[-3000:]
     trials = read_sweep(dlx.cwd / "sw")["trials"]
     assert [t["status"] for t in trials] == ["completed", "completed"]
-    study = optuna.load_study(study_name="dlx", storage=f"sqlite:///{dlx.cwd / 'sw' / 'optuna.db'}")
+    storage = open_storage(default_storage(dlx.cwd / "sw"))
+    study = optuna.load_study(study_name="dlx", storage=storage)
     assert [t.intermediate_values.keys() for t in study.trials] == [{1, 2}, {1, 2}]
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import read_summary, scalar_tags
+from hydra_plugins.dlx_optuna_sweeper.study import default_storage, open_storage
 
 TINY = [
     "trainer.limit_train_batches=4",
@@ -261,7 +262,7 @@ def test_a_median_pruned_random_sweep_prunes_bad_trials_and_completes_the_rest(d
     pruned = [n for n, s in status.items() if s == "pruned"]
     assert len(status) == 8 and set(status.values()) == {"completed", "pruned"}, status
     assert status[0] == status[1] == "completed"  # the median needs n_startup_trials first
-    study = optuna.load_study(study_name="dlx", storage=f"sqlite:///{sw / 'optuna.db'}")
+    study = optuna.load_study(study_name="dlx", storage=open_storage(default_storage(sw)))
     states = {t.number: t.state for t in study.trials}
     assert {n for n, s in states.items() if s == TrialState.PRUNED} == set(pruned)
     sessions = hparams_sessions(sw)

@@ -364,3 +364,11 @@ def test_a_finished_sweeps_idle_joblib_workers_are_stopped_at_once():
     fresh = get_reusable_executor(max_workers=1)
     assert fresh is not pool  # a new sweep gets a new pool
     fresh.shutdown(wait=True, kill_workers=True)
+
+
+def test_a_sweeps_study_is_a_journal_file_unless_an_older_dlx_left_a_sqlite_one(tmp_path):
+    from hydra_plugins.dlx_optuna_sweeper.study import default_storage
+
+    assert default_storage(tmp_path) == f"journal://{tmp_path.resolve() / 'optuna.log'}"
+    (tmp_path / "optuna.db").write_bytes(b"")  # a sweep dir from before: its re-run resumes it
+    assert default_storage(tmp_path) == f"sqlite:///{tmp_path.resolve() / 'optuna.db'}"

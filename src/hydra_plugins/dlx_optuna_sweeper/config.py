@@ -168,7 +168,8 @@ class DlxOptunaSweeperConf:
     #: app minimizes
     direction: Any = None
     #: an Optuna storage URL: sqlite:///…, postgresql://…, journal:///ABS/PATH/study.log;
-    #: null: sqlite:///<sweep dir>/optuna.db (a re-run resumes it)
+    #: null: journal:///<sweep dir>/optuna.log (a re-run resumes it; an optuna.db left by an
+    #: older dlx is kept)
     storage: Optional[str] = None
     #: workers started with the same storage and study name share the study
     study_name: Optional[str] = "dlx"

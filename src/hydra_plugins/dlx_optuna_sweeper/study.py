@@ -41,7 +41,13 @@ STATUS = "status"
 
 
 def default_storage(sweep_dir: Path) -> str:
-    return f"sqlite:///{Path(sweep_dir).resolve() / 'optuna.db'}"
+    """``journal:///<sweep dir>/optuna.log``: Optuna's journal file, an append-only log (a
+    trial's writes cost a fraction of SQLite's); a sweep dir an older dlx left an
+    ``optuna.db`` in keeps it, so its re-run resumes it."""
+    folder = Path(sweep_dir).resolve()
+    if (folder / "optuna.db").is_file():
+        return f"sqlite:///{folder / 'optuna.db'}"
+    return f"{JOURNAL}{folder / 'optuna.log'}"
 
 
 def journal_path(url: str) -> Path:
