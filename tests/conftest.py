@@ -33,18 +33,43 @@ QUICK = [
 ]
 
 
-def run_dlx(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
-    """``dlx ARGS`` as a user types it, in ``cwd``; returns the CompletedProcess."""
+def dlx_env(env: dict | None = None) -> dict:
+    """The environment a test's ``dlx`` runs in: one intra-op thread, unbuffered output."""
     full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env.pop("HYDRA_FULL_ERROR", None)
+    return full_env
+
+
+def run_dlx(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None):
+    """``dlx ARGS`` as a user types it, in ``cwd``; returns the CompletedProcess."""
     return subprocess.run(
         [sys.executable, "-m", "dlx", *args],
         cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=full_env,
+        env=dlx_env(env),
     )
+
+
+def start_dlx(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
+    """``dlx ARGS`` started in ``cwd`` (to signal or kill it), its output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "dlx", *args],
+        cwd=cwd,
+        env=dlx_env(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def one_line(stderr: str) -> str:
+    """The one line a refused or stopped command printed (never a traceback)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "Traceback" not in stderr
+    return lines[0]
 
 
 def only_run_dir(root: Path) -> Path:

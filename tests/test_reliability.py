@@ -4,7 +4,6 @@ dies whole, signals stop every phase with the right exit code, a killed run show
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -15,28 +14,10 @@ from pathlib import Path
 import pytest
 
 from conftest import QUICK, read_summary, run_dlx
+from conftest import one_line as _one_line
+from conftest import start_dlx as _start
 
 QUIET = [*QUICK, "trainer.progress=false"]
-
-
-def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
-
-
-def _start(args: list[str], cwd: Path, env: dict | None = None) -> subprocess.Popen:
-    full = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
-    full.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "dlx", *args],
-        cwd=cwd,
-        env=full,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _wait_for(test, proc: subprocess.Popen | None = None, timeout: float = 120) -> None:

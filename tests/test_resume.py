@@ -3,16 +3,15 @@ and resumed end with exactly the metrics of an uninterrupted run; TensorBoard st
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from conftest import read_summary, run_dlx, scalar_tags
+from conftest import start_dlx as _start
 from dlx.callbacks.csvlog import FILE, read_rows
 from dlx.engine import checkpoint
 
@@ -100,19 +99,6 @@ def test_resuming_a_finished_run_says_so_and_trains_nothing(tmp_path, uninterrup
     assert r.returncode == 0, r.stderr
     assert "already finished" in r.stdout and "nothing to resume" in r.stdout
     assert (uninterrupted / "summary.json").read_bytes() == before
-
-
-def _start(args: list[str], cwd: Path) -> subprocess.Popen:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    env.pop("HYDRA_FULL_ERROR", None)
-    return subprocess.Popen(
-        [sys.executable, "-m", "dlx", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 def _start_training(

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import QUICK, read_summary, run_dlx, scalar_tags
+from conftest import one_line as _one_line
 from dlx import cli
 from dlx.engine import checkpoint
 from dlx.engine.meter import MAX_HELD, MAX_HELD_BYTES, MAX_PENDING, TrainMeter, epoch_metrics
@@ -23,13 +24,6 @@ from dlx.engine.objective import Objective
 from dlx.errors import RunFailed
 
 QUIET = [*QUICK, "trainer.progress=false"]
-
-
-def _one_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, stderr
-    assert "Traceback" not in stderr
-    return lines[0]
 
 
 # --- checkpoints ------------------------------------------------------------------------------
