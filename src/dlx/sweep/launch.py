@@ -52,19 +52,21 @@ def _hydra_logging() -> Iterator[None]:
 
 def train(args: list[str]) -> int:
     """``dlx train ARGS``: Hydra runs the task (one run or a sweep); the exit code."""
-    from dlx.sweep.compose import hydra_error_line
-
-    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
-    from hydra.core.global_hydra import GlobalHydra
-
-    from dlx.sweep import app, watchdog
-    from dlx.sweep.guard import Checked, Refused
+    from dlx.sweep import warm, watchdog
     from dlx.sweep.outcome import Outcome, collecting
 
-    sys.argv = ["dlx", *args]
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
     watchdog.mark_main()  # a sweep's launcher workers stop when this process dies
-    GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
-    with collecting() as folder, _hydra_logging():
+    # the environment is set for the workers: their fork server starts before Hydra's imports
+    with collecting() as folder, warm.forked_workers(args), _hydra_logging():
+        from hydra.core.global_hydra import GlobalHydra
+
+        from dlx.sweep import app
+        from dlx.sweep.compose import hydra_error_line
+        from dlx.sweep.guard import Checked, Refused
+
+        sys.argv = ["dlx", *args]
+        GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
         try:
             app.train()
         except (UsageError, RunFailed):
