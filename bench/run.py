@@ -16,7 +16,8 @@
 - trials: a sweep trial's marginal CPU (and wall) cost, whole ``dlx train -m`` processes against
   a hand-written sweep in one process (bench/handwritten_sweep.py): a grid of 1-epoch LeNet
   trials (<= 1.5x) and an Optuna TPE sweep against plain ``optuna...optimize`` (<= 1.5x); a
-  16-trial grid on 2 joblib workers over 1 (wall, <= 0.6) (bench/sweep_cost.py);
+  16-trial grid on 2 joblib workers over 1 (wall, <= 0.6 for 1-epoch trials; CPU; 6-epoch
+  trials; the floor that the trials' own throughput sets) (bench/sweep_cost.py);
 - targets: default LeNet >= 0.97 test acc within 60 s; ResNet-20 + Adam >= 0.95 within 180 s;
 - gpu: bench/gpu.py (images/s and MFU per model and setting, dlx vs a bare loop), when CUDA is
   there; it writes bench/results_gpu.json.

@@ -51,6 +51,10 @@ def test_the_server_lasts_the_call_and_loky_forks_from_it_meanwhile(monkeypatch)
         pid = forkserver._forkserver._forkserver_pid
         assert pid is not None and Path(f"/proc/{pid}").exists()
         assert context.get_start_method() == "forkserver"
+        deadline = time.monotonic() + 10  # forked: its own environment once it has exec'd
+        while b"forkserver" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
         assert b"OMP_NUM_THREADS=1" in environ  # 2 cores, 2 workers: joblib's own limit
         assert "OMP_NUM_THREADS" not in os.environ  # the command's own is unchanged
