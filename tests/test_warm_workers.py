@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -129,3 +130,41 @@ def _of_sweep(main_pid: int) -> list[str]:
         except (OSError, IndexError):
             continue
     return found
+
+
+@pytest.mark.skipif(not hasattr(os, "killpg"), reason="Ctrl-C reaches a process group")
+def test_ctrl_c_on_a_parallel_sweep_lets_every_trial_save_and_record_itself(tmp_path):
+    """Ctrl-C reaches the whole group: each worker saves ``last.pt`` and writes its
+    ``summary.json``; the main process waits for them before joblib stops its workers (at
+    once, it killed the second worker before its summary when the first trial ended first)."""
+    args = [
+        *JOBLIB,
+        "hydra.launcher.n_jobs=2",
+        "optim=sgd,adam",
+        "trainer.max_epochs=200",
+        "trainer.progress=false",
+        "hydra.sweep.dir=sweep",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dlx", "train", *args],
+        cwd=tmp_path,
+        env=dlx_env(),
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own group, as a shell's foreground job
+    )
+    csvs = [tmp_path / "sweep" / t / "metrics.csv" for t in "01"]
+    deadline = time.monotonic() + 120
+    while not all(c.is_file() and len(c.read_text().splitlines()) >= 3 for c in csvs):
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # the terminal's Ctrl-C
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr[-2000:]
+    for t in "01":
+        trial = tmp_path / "sweep" / t
+        summary = json.loads((trial / "summary.json").read_text())
+        assert summary["status"] == "interrupted", summary
+        assert (trial / "checkpoints" / "last.pt").is_file()
+    assert "Traceback" not in stderr

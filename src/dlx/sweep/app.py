@@ -74,8 +74,10 @@ def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
     it recorded or resumes it, never trains it twice at once."""
     from dlx.engine import provenance, runlock
     from dlx.engine.loop import run
+    from dlx.sweep.warm import take_ctrl_c_back
     from dlx.sweep.watchdog import GRACE_S, POLL_S, watch_main
 
+    take_ctrl_c_back()
     watch_main()
     overrides = list(hc.overrides.task)
     with runlock.hold(run_dir, wait_s=4 * (GRACE_S + POLL_S)):
@@ -85,7 +87,8 @@ def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
         job.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
         scope = provenance.SWEEP.set(str(Path(hc.sweep.dir).resolve()))  # one snapshot a sweep
         try:
-            return run(cfg, run_dir, resume=job.start_trial(run_dir, overrides))
+            with outcome.training(hc.job.num):
+                return run(cfg, run_dir, resume=job.start_trial(run_dir, overrides))
         finally:
             provenance.SWEEP.reset(scope)
 

@@ -68,7 +68,8 @@ def train(args: list[str]) -> int:
         sys.argv = ["dlx", *args]
         GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
         try:
-            app.train()
+            with watchdog.patient_ctrl_c(folder):
+                app.train()
         except (UsageError, RunFailed):
             raise
         except Refused as e:  # the config or the run dir, before the run dir was made

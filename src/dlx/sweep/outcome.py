@@ -31,6 +31,35 @@ def report(name: str, data: dict[str, Any]) -> None:
         write_json(Path(folder) / name, data)
 
 
+@contextmanager
+def training(job: int) -> Iterator[None]:
+    """While sweep trial ``job`` trains: ``training-<job>.json`` (its pid) in the CLI's folder."""
+    folder = os.environ.get(ENV)
+    if not folder:
+        yield
+        return
+    path = Path(folder) / f"training-{job}.json"
+    write_json(path, {"pid": os.getpid()})
+    try:
+        yield
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def training_elsewhere(folder: Path) -> list[int]:
+    """The pids of the live processes other than this one that train a trial now."""
+    pids = []
+    for path in folder.glob("training-*.json"):
+        try:
+            pid = int(json.loads(path.read_text())["pid"])
+            if pid != os.getpid():
+                os.kill(pid, 0)
+                pids.append(pid)
+        except (OSError, ValueError, KeyError):  # gone, or its file half-read
+            continue
+    return pids
+
+
 @dataclass
 class Outcome:
     """Everything reported during one ``dlx train`` call."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
@@ -32,6 +33,8 @@ PRELOAD = [
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher",
 ]
 LAUNCHER = "hydra/launcher=joblib"
+#: set in the environment of the server and so of its workers
+WORKER_ENV = "DLX_WARM_WORKER"
 #: Hydra's flags that print or check instead of running the sweep
 NOT_RUNNING = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "-sc"}
 
@@ -87,23 +90,42 @@ def _start_server(workers: int, cpus: int) -> bool:
 
     from joblib._parallel_backends import LokyBackend
 
-    limits = {
-        v: os.environ.get(v, str(max(cpus // workers, 1))) for v in LokyBackend.MAX_NUM_THREADS_VARS
-    }
-    before = {v: os.environ.get(v) for v in limits}
-    os.environ.update(limits)
+    limit = str(max(cpus // workers, 1))
+    env = {v: os.environ.get(v, limit) for v in LokyBackend.MAX_NUM_THREADS_VARS}
     try:
-        forkserver.set_forkserver_preload(PRELOAD)
-        forkserver.ensure_running()
+        with _inherited({**env, WORKER_ENV: "1"}):
+            forkserver.set_forkserver_preload(PRELOAD)
+            forkserver.ensure_running()
     except (OSError, RuntimeError):  # no fork server here: loky starts its workers itself
         return False
+    return True
+
+
+@contextmanager
+def _inherited(env: dict[str, str]) -> Iterator[None]:
+    """What a process started meanwhile inherits: ``env`` in its environment, and Ctrl-C
+    ignored (the server would die mid-import with a traceback; the command stops it)."""
+    before = {v: os.environ.get(v) for v in env}
+    main = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    os.environ.update(env)
+    try:
+        yield
     finally:
+        if main:
+            signal.signal(signal.SIGINT, old)
         for v, value in before.items():
             if value is None:
                 os.environ.pop(v, None)
             else:
                 os.environ[v] = value
-    return True
+
+
+def take_ctrl_c_back() -> None:
+    """In a worker forked from the server: Ctrl-C raises ``KeyboardInterrupt`` again, as in
+    any Python process (the server started with it ignored, and its forks inherit that)."""
+    if os.environ.get(WORKER_ENV) and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _stop_server() -> None:
