@@ -52,11 +52,12 @@ def _hydra_logging() -> Iterator[None]:
 
 def train(args: list[str]) -> int:
     """``dlx train ARGS``: Hydra runs the task (one run or a sweep); the exit code."""
-    from dlx.sweep import warm, watchdog
+    from dlx.sweep import ctrl_c, warm, watchdog
     from dlx.sweep.outcome import Outcome, collecting
 
     os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises; we print one line instead
     watchdog.mark_main()  # a sweep's launcher workers stop when this process dies
+    ctrl_c.note()  # and act on Ctrl-C as this process does
     # the environment is set for the workers: their fork server starts before Hydra's imports
     with collecting() as folder, warm.forked_workers(args), _hydra_logging():
         from hydra.core.global_hydra import GlobalHydra
@@ -68,7 +69,7 @@ def train(args: list[str]) -> int:
         sys.argv = ["dlx", *args]
         GlobalHydra.instance().clear()  # a fresh composition on every call (in-process callers)
         try:
-            with watchdog.patient_ctrl_c(folder):
+            with ctrl_c.patient(folder):
                 app.train()
         except (UsageError, RunFailed):
             raise

@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,33 +32,46 @@ def report(name: str, data: dict[str, Any]) -> None:
         write_json(Path(folder) / name, data)
 
 
+#: named in the folder by the main process's first Ctrl-C: no trial starts after it
+STOP = "stop"
+
+
 @contextmanager
 def training(job: int) -> Iterator[None]:
-    """While sweep trial ``job`` trains: ``training-<job>.json`` (its pid) in the CLI's folder."""
+    """While sweep trial ``job`` trains: ``training-<job>.json`` (its pid, since when) in the
+    CLI's folder."""
     folder = os.environ.get(ENV)
     if not folder:
         yield
         return
     path = Path(folder) / f"training-{job}.json"
-    write_json(path, {"pid": os.getpid()})
+    write_json(path, {"pid": os.getpid(), "t": time.time()})
     try:
         yield
     finally:
         path.unlink(missing_ok=True)
 
 
-def training_elsewhere(folder: Path) -> list[int]:
-    """The pids of the live processes other than this one that train a trial now."""
-    pids = []
+def training_pids(folder: Path) -> dict[int, float]:
+    """The processes that train a trial now: pid -> since when (``training``'s files)."""
+    out = {}
     for path in folder.glob("training-*.json"):
         try:
-            pid = int(json.loads(path.read_text())["pid"])
-            if pid != os.getpid():
-                os.kill(pid, 0)
-                pids.append(pid)
-        except (OSError, ValueError, KeyError):  # gone, or its file half-read
+            record = json.loads(path.read_text())
+            out[int(record["pid"])] = float(record["t"])
+        except (OSError, ValueError, KeyError):  # it ended meanwhile
             continue
-    return pids
+    return out
+
+
+def request_stop(folder: Path) -> None:
+    (folder / STOP).touch()
+
+
+def stop_requested() -> bool:
+    """Whether the sweep this process works for was stopped (no new trial starts)."""
+    folder = os.environ.get(ENV)
+    return bool(folder) and (Path(folder) / STOP).exists()
 
 
 @dataclass

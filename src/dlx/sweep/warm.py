@@ -11,13 +11,16 @@ to be copied into a fork.
 
 A worker inherits the environment of the command when the server started (the sweep's pid
 for the watchdog, the outcome folder): the server starts inside ``dlx train``'s call, once
-those are set, and stops when the call returns.
+those are set, and stops when the call returns. It starts with Ctrl-C ignored, and so do its
+workers: ``dlx.sweep.ctrl_c`` gives it to them during their trials. Linux only: on macOS a
+fork after Apple's frameworks have loaded is not safe, and Python spawns there.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -33,10 +36,8 @@ PRELOAD = [
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher",
 ]
 LAUNCHER = "hydra/launcher=joblib"
-#: set in the environment of the server and so of its workers
-WORKER_ENV = "DLX_WARM_WORKER"
 #: Hydra's flags that print or check instead of running the sweep
-NOT_RUNNING = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "-sc"}
+NOT_RUNNING = {"--help", "-h", "--hydra-help", "--version", "--info", "-i", "--cfg", "-c", "-sc"}
 
 
 def parallel_workers(args: list[str], cpus: int) -> int:
@@ -62,12 +63,19 @@ def parallel_workers(args: list[str], cpus: int) -> int:
 @contextmanager
 def forked_workers(args: list[str]) -> Iterator[None]:
     """For the call: a preloaded fork server, and loky's workers forked from it, when ARGS
-    ask for a sweep on two joblib workers or more; otherwise nothing changes."""
+    ask for a sweep on two joblib workers or more (on Linux); otherwise nothing changes."""
+    import joblib.externals.loky as loky
+
     from dlx.sweep.guard import CHECK_ONLY_ENV
 
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = parallel_workers(args, cpus or 1)
-    if workers < 2 or os.environ.get(CHECK_ONLY_ENV) == "1" or not _start_server(workers, cpus):
+    cpus = loky.cpu_count()  # as joblib counts them: CPU quotas and affinity included
+    workers = parallel_workers(args, cpus)
+    if workers < 2 or os.environ.get(CHECK_ONLY_ENV) == "1" or sys.platform != "linux":
+        yield
+        return
+    threads = max(cpus // workers, 1) if _typed(args, "hydra.launcher.n_jobs") else None
+    pid = _start_server(threads)
+    if pid is None:
         yield
         return
     from joblib.externals.loky.backend import context
@@ -78,27 +86,36 @@ def forked_workers(args: list[str]) -> Iterator[None]:
         yield
     finally:
         context.set_start_method(before, force=True)
-        _stop_server()
+        _stop_server(pid)
 
 
-def _start_server(workers: int, cpus: int) -> bool:
-    """Start the fork server, which imports in the background; False where it cannot start.
+def _typed(args: list[str], key: str) -> bool:
+    return any(a.lstrip("+").partition("=")[0] == key for a in args)
 
-    Its environment holds the thread limits joblib gives loky's workers (``cores // workers``
-    for OpenMP, MKL, OpenBLAS … unless set): the libraries read them as the server imports."""
+
+def _start_server(threads: int | None) -> int | None:
+    """Start the fork server, which imports in the background: its pid, or None where none
+    can start or another one runs already (this process's, not dlx's: left alone).
+
+    With ``threads`` its environment holds the limits joblib gives loky's workers (``cores //
+    workers`` for OpenMP, MKL, OpenBLAS … unless set), which the libraries read as it imports;
+    without (``n_jobs`` from a config file) each trial divides the cores (``configure_job``)."""
     from multiprocessing import forkserver
 
     from joblib._parallel_backends import LokyBackend
 
-    limit = str(max(cpus // workers, 1))
-    env = {v: os.environ.get(v, limit) for v in LokyBackend.MAX_NUM_THREADS_VARS}
+    server = forkserver._forkserver
+    if getattr(server, "_forkserver_pid", None) is not None:
+        return None
+    limits = {} if threads is None else dict.fromkeys(LokyBackend.MAX_NUM_THREADS_VARS, threads)
+    env = {v: os.environ.get(v, str(n)) for v, n in limits.items()}
     try:
-        with _inherited({**env, WORKER_ENV: "1"}):
+        with _inherited(env):
             forkserver.set_forkserver_preload(PRELOAD)
             forkserver.ensure_running()
-    except (OSError, RuntimeError):  # no fork server here: loky starts its workers itself
-        return False
-    return True
+    except Exception:  # no fork server here: loky starts its workers itself
+        return None
+    return getattr(server, "_forkserver_pid", None)
 
 
 @contextmanager
@@ -121,25 +138,18 @@ def _inherited(env: dict[str, str]) -> Iterator[None]:
                 os.environ[v] = value
 
 
-def take_ctrl_c_back() -> None:
-    """In a worker forked from the server: Ctrl-C raises ``KeyboardInterrupt`` again, as in
-    any Python process (the server started with it ignored, and its forks inherit that)."""
-    if os.environ.get(WORKER_ENV) and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-
-
-def _stop_server() -> None:
-    """Stop the workers, then the fork server at once: its interpreter's teardown would hold
-    the command's output pipes open for about a second after the sweep."""
+def _stop_server(pid: int) -> None:
+    """Stop the workers, then the fork server ``pid`` at once: its interpreter's teardown would
+    hold the command's output pipes open for about a second after the sweep."""
     from multiprocessing import forkserver
 
     from dlx.sweep.watchdog import stop_idle_workers
 
-    stop_idle_workers()
     server = forkserver._forkserver
-    pid = getattr(server, "_forkserver_pid", None)
-    if pid is None:
-        return
-    with suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGKILL)
-    server._stop()  # reaps it and forgets it: the next call starts a fresh one
+    try:
+        stop_idle_workers()
+    finally:
+        with suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if getattr(server, "_forkserver_pid", None) == pid:
+            server._stop()  # reaps it and forgets it: the next call starts a fresh one

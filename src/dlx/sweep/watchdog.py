@@ -17,8 +17,6 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 ENV = "DLX_SWEEP_PID"
@@ -33,7 +31,7 @@ def mark_main() -> None:
     os.environ[ENV] = str(os.getpid())
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """The process's start time (``/proc/PID/stat`` field 22); None when it is gone or a
     zombie; ``"?"`` where there is no ``/proc`` and the pid answers a signal."""
     try:
@@ -55,7 +53,7 @@ def _start_time(pid: int) -> str | None:
 
 
 def _watch(pid: int, born: str) -> None:
-    while _start_time(pid) == born:
+    while start_time(pid) == born:
         time.sleep(POLL_S)
     os.kill(os.getpid(), signal.SIGTERM)  # the trial saves and ends `interrupted`
     time.sleep(GRACE_S)
@@ -68,7 +66,7 @@ def watch_main() -> None:
     pid = int(os.environ.get(ENV) or 0)
     if not pid or pid == os.getpid() or any(t.name == NAME for t in threading.enumerate()):
         return
-    born = _start_time(pid)
+    born = start_time(pid)
     if born is None:  # already gone
         os.kill(os.getpid(), signal.SIGTERM)
         return
@@ -83,31 +81,3 @@ def stop_idle_workers() -> None:
     executor = getattr(pool, "_executor", None)
     if executor is not None:
         executor.shutdown(wait=True, kill_workers=True)
-
-
-@contextmanager
-def patient_ctrl_c(folder: Path) -> Iterator[None]:
-    """For a sweep's call: the first Ctrl-C, while trials train in a launcher's worker processes
-    (which get it too, save and record themselves), waits up to ``2 * GRACE_S`` for them to
-    end (their ``training-*.json`` in the CLI's ``folder``), then stops the sweep; a second
-    one stops it at once. Stopped at once, joblib would kill a worker between its ``last.pt``
-    and its ``summary.json`` when another worker's trial ended first."""
-    from dlx.sweep.outcome import training_elsewhere
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    asked: list[int] = []
-
-    def on_ctrl_c(signum: int, frame: object) -> None:
-        deadline = time.monotonic() + (0 if asked else 2 * GRACE_S)
-        asked.append(signum)
-        while training_elsewhere(folder) and time.monotonic() < deadline:
-            time.sleep(POLL_S / 5)
-        raise KeyboardInterrupt
-
-    before = signal.signal(signal.SIGINT, on_ctrl_c)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, before)
