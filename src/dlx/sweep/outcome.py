@@ -65,6 +65,7 @@ def training_pids(folder: Path) -> dict[int, float]:
 
 
 def request_stop(folder: Path) -> None:
+    """Name the stop in ``folder``: the sweep's trials that have not started do not."""
     (folder / STOP).touch()
 
 
