@@ -201,11 +201,11 @@ def test_ctrl_c_on_a_parallel_sweep_lets_every_trial_save_and_record_itself(tmp_
     asked = time.monotonic()
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr[-2000:]
-    assert time.monotonic() - asked < 8, "the trials' own pace, not the 10 s wait's end"
+    assert time.monotonic() - asked < 9, "the trials' own pace, not the 10 s wait's end"
     assert read_summary(sweep / "0")["status"] == "completed"
     for t in "12":
         assert read_summary(sweep / t)["status"] == "interrupted"
         assert (sweep / t / "checkpoints" / "last.pt").is_file()
-    for trial in (d for d in sweep.iterdir() if d.is_dir() and d.name not in "012"):
-        assert not (trial / "checkpoints").exists(), f"trial {trial.name} started after Ctrl-C"
+    for t in "34":  # queued at the Ctrl-C: never started, and no dir left to look dead
+        assert not (sweep / t).exists(), sorted(p.name for p in (sweep / t).iterdir())
     assert "Traceback" not in stderr

@@ -75,16 +75,18 @@ def sweep_trial(cfg: DictConfig, run_dir: Path, hc: Any) -> dict[str, Any]:
     from dlx.engine import provenance, runlock
     from dlx.engine.loop import run
     from dlx.sweep import ctrl_c
+    from dlx.sweep.guard import drop_unstarted
     from dlx.sweep.watchdog import GRACE_S, POLL_S, watch_main
 
     watch_main()
     overrides = list(hc.overrides.task)
+    if outcome.stop_requested():  # Ctrl-C came before this trial started: no trace of it
+        drop_unstarted(run_dir)
+        raise KeyboardInterrupt
     with ctrl_c.in_trial(), runlock.hold(run_dir, wait_s=4 * (GRACE_S + POLL_S)):
         summary = job.recorded(run_dir, overrides)
         if summary is not None:
             return summary
-        if outcome.stop_requested():  # Ctrl-C came before this trial started
-            raise KeyboardInterrupt
         job.configure_job(hc.job.num, hc.launcher.get("n_jobs"))
         scope = provenance.SWEEP.set(str(Path(hc.sweep.dir).resolve()))  # one snapshot a sweep
         try:

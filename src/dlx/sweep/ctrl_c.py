@@ -17,7 +17,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from dlx.sweep import outcome
@@ -83,7 +83,8 @@ def _wait_for_trials(folder: Path) -> None:
     deadline = time.monotonic() + 2 * GRACE_S
     while (pids := _training(folder)) and time.monotonic() < deadline:
         for pid in pids.keys() - told:  # it started after the terminal's Ctrl-C
-            os.kill(pid, signal.SIGINT)
+            with suppress(ProcessLookupError, PermissionError):  # it ended meanwhile
+                os.kill(pid, signal.SIGINT)
             told.add(pid)
         time.sleep(POLL_S / 5)
 

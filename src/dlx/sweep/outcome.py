@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from dlx.engine.checkpoint import write_json
+from dlx.sweep.watchdog import ENV as SWEEP_PID_ENV
 
 ENV = "DLX_OUTCOME_DIR"
 
@@ -41,7 +42,7 @@ def training(job: int) -> Iterator[None]:
     """While sweep trial ``job`` trains: ``training-<job>.json`` (its pid, since when) in the
     CLI's folder."""
     folder = os.environ.get(ENV)
-    if not folder:
+    if not folder or os.environ.get(SWEEP_PID_ENV) == str(os.getpid()):  # the main's own
         yield
         return
     path = Path(folder) / f"training-{job}.json"

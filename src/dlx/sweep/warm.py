@@ -64,13 +64,16 @@ def parallel_workers(args: list[str], cpus: int) -> int:
 def forked_workers(args: list[str]) -> Iterator[None]:
     """For the call: a preloaded fork server, and loky's workers forked from it, when ARGS
     ask for a sweep on two joblib workers or more (on Linux); otherwise nothing changes."""
-    import joblib.externals.loky as loky
-
     from dlx.sweep.guard import CHECK_ONLY_ENV
+
+    if not parallel_workers(args, 2) or os.environ.get(CHECK_ONLY_ENV) == "1":
+        yield  # not a joblib sweep: nothing imported for it
+        return
+    import joblib.externals.loky as loky
 
     cpus = loky.cpu_count()  # as joblib counts them: CPU quotas and affinity included
     workers = parallel_workers(args, cpus)
-    if workers < 2 or os.environ.get(CHECK_ONLY_ENV) == "1" or sys.platform != "linux":
+    if workers < 2 or sys.platform != "linux":
         yield
         return
     threads = max(cpus // workers, 1) if _typed(args, "hydra.launcher.n_jobs") else None
