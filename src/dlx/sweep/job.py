@@ -12,6 +12,7 @@ from typing import Any
 from dlx.engine import checkpoint
 from dlx.errors import UsageError
 from dlx.sweep.trials import FINAL
+from dlx.sweep.warm import workers_of
 
 #: the record of which overrides ran in a trial dir (guards a re-used sweep dir)
 TRIAL_FILE = "trial.json"
@@ -60,7 +61,7 @@ def threads_per_job(n_jobs: int | None, cpus: int) -> int | None:
     ``n_jobs``: -1 all cores, -2 all but one …); None: one job at a time, leave torch be."""
     if n_jobs is None:
         return None
-    workers = cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
+    workers = workers_of(n_jobs, cpus)
     if workers <= 1:
         return None
     return max(1, cpus // workers)

@@ -36,8 +36,14 @@ PRELOAD = [
     "hydra_plugins.hydra_joblib_launcher.joblib_launcher",
 ]
 LAUNCHER = "hydra/launcher=joblib"
+N_JOBS = "hydra.launcher.n_jobs"
 #: Hydra's flags that print or check instead of running the sweep
 NOT_RUNNING = {"--help", "-h", "--hydra-help", "--version", "--info", "-i", "--cfg", "-c", "-sc"}
+
+
+def workers_of(n_jobs: int, cpus: int) -> int:
+    """The processes joblib's ``n_jobs`` means on ``cpus`` cores (-1 all, -2 all but one …)."""
+    return cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
 
 
 def parallel_workers(args: list[str], cpus: int) -> int:
@@ -49,15 +55,12 @@ def parallel_workers(args: list[str], cpus: int) -> int:
         return 0
     if not any(a.lstrip("+") == LAUNCHER for a in args):
         return 0
-    n_jobs = -1  # the joblib launcher's default: all cores
-    for arg in args:
-        key, _, value = arg.lstrip("+").partition("=")
-        if key == "hydra.launcher.n_jobs":
-            try:
-                n_jobs = int(value)
-            except ValueError:
-                return 0  # Hydra reports it
-    return cpus + 1 + n_jobs if n_jobs < 0 else n_jobs
+    typed = _typed(args, N_JOBS)
+    try:
+        n_jobs = -1 if typed is None else int(typed)  # the launcher's default: all cores
+    except ValueError:
+        return 0  # Hydra reports it
+    return workers_of(n_jobs, cpus)
 
 
 @contextmanager
@@ -76,7 +79,7 @@ def forked_workers(args: list[str]) -> Iterator[None]:
     if workers < 2 or sys.platform != "linux":
         yield
         return
-    threads = max(cpus // workers, 1) if _typed(args, "hydra.launcher.n_jobs") else None
+    threads = max(cpus // workers, 1) if _typed(args, N_JOBS) is not None else None
     pid = _start_server(threads)
     if pid is None:
         yield
@@ -92,8 +95,10 @@ def forked_workers(args: list[str]) -> Iterator[None]:
         _stop_server(pid)
 
 
-def _typed(args: list[str], key: str) -> bool:
-    return any(a.lstrip("+").partition("=")[0] == key for a in args)
+def _typed(args: list[str], key: str) -> str | None:
+    """The value of the last ``key=value`` in ``args`` (None: not typed)."""
+    values = [v for k, _, v in (a.lstrip("+").partition("=") for a in args) if k == key]
+    return values[-1] if values else None
 
 
 def _start_server(threads: int | None) -> int | None:
